@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * What the subcommands of the btrail CLI share. Each subcommand is one
+ * file exporting only its do_<name>(); argv[0] is its own name.
+ */
+#ifndef BT_TOOLS_BTRAIL_H
+#define BT_TOOLS_BTRAIL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Exit statuses; docs/btrail.1 lists them. */
+enum {
+	BT_EXIT_OK = 0,
+	BT_EXIT_FAIL = 1,	/* the operation failed */
+	BT_EXIT_USAGE = 2,	/* bad command line */
+	BT_EXIT_DATA = 3,	/* it ran, but the data had problems */
+};
+
+struct cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+};
+
+extern const char *bin_name;
+extern int verbose;
+
+/* Pick the subcommand argv[0] of @table; exact names only. */
+int cmd_select(const struct cmd *table, const char *group, int argc,
+	       char **argv);
+
+/* "4M", "64KiB", "1g", "4096" -> bytes. Returns 0 or -1. */
+int parse_size(const char *s, uint64_t *out);
+/* A decimal count with an optional k/M/G suffix (1000s). */
+int parse_count(const char *s, uint64_t *out);
+/* Print @fmt to stderr as "btrail: ...". */
+void err_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* True when stderr is a terminal (progress lines go there). */
+bool progress_tty(void);
+/* CLOCK_MONOTONIC seconds. */
+double now_s(void);
+
+int do_kmes(int argc, char **argv);
+int do_rings(int argc, char **argv);
+int kmes_do_emit(int argc, char **argv);
+int kmes_do_drain(int argc, char **argv);
+
+#endif /* BT_TOOLS_BTRAIL_H */
