@@ -48,20 +48,20 @@ PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN_FLAGS) \
-	      -fvisibility=hidden -fPIC -Iinclude -Isrc -MMD -MP $(PKG_CFLAGS)
+	      -fvisibility=hidden -fPIC -Iinclude -Isrc -Itests -MMD -MP $(PKG_CFLAGS)
 ALL_LDFLAGS := $(LDFLAGS) $(SAN_FLAGS)
 LIBS	:= $(PKG_LIBS) -lpthread
 
 LIB_SRC	:= $(sort $(wildcard src/common/*.c src/ds/*.c src/collector/*.c \
 			     src/decoder/*.c))
 CLI_SRC	:= $(sort $(wildcard tools/btrail/*.c))
-TEST_SRC := $(sort $(wildcard tests/*/*.c))
+TEST_SRC := $(sort $(filter-out tests/helpers/%,$(wildcard tests/*/*.c)))
 TEST_HELPER_SRC := $(sort $(wildcard tests/helpers/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 
 LIB_OBJ	:= $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ	:= $(CLI_SRC:%.c=$(BUILD)/%.o)
-TEST_OBJ := $(filter-out $(TEST_HELPER_SRC:%.c=$(BUILD)/%.o),$(TEST_SRC:%.c=$(BUILD)/%.o))
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 TEST_HELPER_OBJ := $(TEST_HELPER_SRC:%.c=$(BUILD)/%.o)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
