@@ -212,7 +212,8 @@ struct bt_kmes_session;	/* opaque; the producer's handle */
 struct bt_kmes_session_opts {
 	size_t sz;			/* sizeof(struct bt_kmes_session_opts) */
 	uint64_t capacity;		/* bytes per ring; 0: 4 MiB */
-	uint32_t slots;			/* 0: one per CPU id up to the highest online */
+	uint32_t slots;			/* 0: one per CPU id up to the highest
+					   online (per-task: none yet) */
 	uint32_t kind;			/* enum bt_kmes_ring_kind */
 	const char *group;		/* group name or number allowed to attach */
 	uint32_t max_event_size;	/* kmes_emit limit; 0: 65536 */
@@ -237,7 +238,10 @@ struct bt_kmes_session_opts {
  * Returns the session, or NULL with errno:
  *   EINVAL   bad name, @opts->sz unknown or its tail not zero, capacity not
  *            a power of two in [64 KiB, 256 MiB], a limit out of range,
- *            slots 0 for a per-task session or more than 65536
+ *            more than 65536 slots
+ *
+ * A per-task session may start with no slots (@opts->slots 0) and get one
+ * per task with bt_kmes_session__add_slot().
  *   EEXIST   a session of that name exists
  *   ENOENT   @opts->group names no group
  *   ENOSPC, EFBIG, ENOMEM, EACCES, ...  as mkdir(2), open(2), fallocate(2)
@@ -303,7 +307,10 @@ BT_API uint64_t bt_kmes_session__capacity(const struct bt_kmes_session *s);
  * event (origin class 1) on every ring; a failed allocation keeps the old
  * rings and emits "kmes.swap.failed".
  *
- * Returns 0, or -EINVAL (bad capacity), or the allocation's error.
+ * Returns 0, or -EINVAL (bad capacity), or the allocation's error, or
+ * -EIO when a new ring could not be renamed into place after others were
+ * (only if the directory is tampered with; rings then differ in capacity
+ * until the next resize).
  */
 BT_API int bt_kmes_session__resize(struct bt_kmes_session *s,
 				   uint64_t capacity);

@@ -77,6 +77,13 @@ int kmes_attach(const char *session, uint32_t cpu_id, uint64_t *capacity)
 			errno = ENOENT;
 		return -1;
 	}
+	/* A directory without the producer's lock file is no session. */
+	if (faccessat(dirfd, KMES_LOCK_NAME, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+		err = errno;
+		close(dirfd);
+		errno = err;
+		return -1;
+	}
 	if (cpu_id == KMES_ATTACH_QUERY_SLOTS) {
 		if (!capacity) {
 			close(dirfd);

@@ -205,7 +205,6 @@ struct bt_kmes_reader *bt_kmes_reader__new(const char *session,
 	if (o.one_slot) {
 		err = reader_add(r, o.slot);
 	} else {
-		/* The topology counter first: a slot added meanwhile is seen. */
 		if (kmes_attach(session, KMES_ATTACH_QUERY_SLOTS, &nr) < 0) {
 			err = -errno;
 			goto out_free;
@@ -216,6 +215,16 @@ struct bt_kmes_reader *bt_kmes_reader__new(const char *session,
 	if (err)
 		goto out_free;
 	reader_topology_seen(r);
+	/*
+	 * A slot added while we attached bumped the counter after its file
+	 * appeared: having read the counter, count the slots once more.
+	 */
+	if (r->all && kmes_attach(session, KMES_ATTACH_QUERY_SLOTS, &nr) == 0) {
+		while (r->n < nr && !err)
+			err = reader_add(r, r->n);
+		if (err)
+			goto out_free;
+	}
 	return r;
 
 out_free:
@@ -383,6 +392,7 @@ static int rslot_read(struct rslot *s, struct bt_kmes_event *ev)
 				return 0;
 			s->stuck = false;
 			s->rp = tp;
+			continue;	/* tail_pos may equal write_pos */
 		}
 		if (s->rp < tp) {		/* lapped (§4.3 step 2) */
 			s->st.lapped++;
@@ -507,7 +517,8 @@ static int rslot_idle(struct bt_kmes_reader *r, struct rslot *s)
 		return 0;
 	/* The bump was released after the last write: this wp is final. */
 	wp = atomic_load_explicit(&s->pp->write_pos, memory_order_acquire);
-	if (wp != s->rp && !s->stuck)
+	/* Not while the positions are inconsistent: reading gets nowhere. */
+	if (wp != s->rp && !s->stuck && !s->bad_positions)
 		return 1;
 	if (!r->session) {		/* a borrowed mapping: cannot follow */
 		s->gen = gen;

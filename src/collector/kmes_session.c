@@ -843,6 +843,10 @@ int bt_kmes_session__sync_cpus(struct bt_kmes_session *s, const char *sysfs)
 		free(online);
 		return hi_on;
 	}
+	if (hi_pr < 0 && hi_pr != -ENOENT) {	/* malformed or unreadable */
+		free(online);
+		return hi_pr;
+	}
 	if (hi_pr < 0) {		/* no "present": treat online as present */
 		memcpy(present, online, KMES_MAX_SLOTS / 8);
 		hi_pr = hi_on;
@@ -889,8 +893,8 @@ int bt_kmes_session__sync_cpus(struct bt_kmes_session *s, const char *sysfs)
  * Move the surviving events of @sl's ring into @nr (empty, not yet
  * visible) and make @nr the slot's ring. Called with both locks held.
  */
-static void swap_ring(struct bt_kmes_session *s, struct kmes_slot *sl,
-		      struct kmes_ring *nr, const char *tmp, const char *name)
+static int swap_ring(struct bt_kmes_session *s, struct kmes_slot *sl,
+		     struct kmes_ring *nr, const char *tmp, const char *name)
 {
 	struct kmes_ring old = sl->ring;
 	uint64_t p = old.tail, lost = 0, gen;
@@ -926,11 +930,15 @@ static void swap_ring(struct bt_kmes_session *s, struct kmes_slot *sl,
 
 	/* Step 4: the new ring takes the name consumers attach by. */
 	if (renameat(s->dirfd, tmp, s->dirfd, name) < 0) {
+		int err = -errno;
+
+		/* The old ring stays current; its consumers see no change. */
 		pr_warn("kmes: %s/%s: cannot swap in the new ring: %s",
-			s->path, name, strerror(errno));
+			s->path, name, strerror(-err));
+		sl->lost -= lost;
 		unlinkat(s->dirfd, tmp, 0);
 		kmes_ring_close(nr);
-		return;
+		return err;
 	}
 	sl->ring = *nr;
 	/*
@@ -941,6 +949,7 @@ static void swap_ring(struct bt_kmes_session *s, struct kmes_slot *sl,
 	/* Step 6: sleepers on the old ring wake up and see the change. */
 	kmes_ring_notify(old.pp, KMES_NEED_WAKE(old.base));
 	kmes_ring_close(&old);
+	return 0;
 }
 
 int bt_kmes_session__resize(struct bt_kmes_session *s, uint64_t capacity)
@@ -1017,8 +1026,19 @@ int bt_kmes_session__resize(struct bt_kmes_session *s, uint64_t capacity)
 		snprintf(name, sizeof(name), KMES_RING_FMT, i);
 		snprintf(tmp, sizeof(tmp), "%s" KMES_NEW_SUFFIX, name);
 		pthread_mutex_lock(&sl->lock);
-		swap_ring(s, sl, &fresh[i], tmp, name);
+		if (swap_ring(s, sl, &fresh[i], tmp, name) < 0 && !err)
+			err = -EIO;
 		pthread_mutex_unlock(&sl->lock);
+	}
+	if (err) {
+		/*
+		 * A rename failed after others succeeded (it does not, short
+		 * of someone tampering with the directory): rings now differ
+		 * in capacity; a later resize evens them out.
+		 */
+		pr_warn("kmes: %s: resize to %" PRIu64 " left some rings at "
+			"%" PRIu64, s->path, capacity, s->capacity);
+		goto out;
 	}
 	s->capacity = capacity;
 	pr_info("kmes: %s: resized to %" PRIu64 " bytes per ring", s->path,
