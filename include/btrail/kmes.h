@@ -135,12 +135,18 @@ enum kmes_origin_class {
 #define BT_KMES_XOFF_NR_SLOTS	260	/* u32: slots in the session */
 #define BT_KMES_XOFF_TOPOLOGY	264	/* u64: bumped when slots change */
 #define BT_KMES_XOFF_PRODUCER	272	/* u32: pid of the producer, 0 none */
+/* The session's limits, so every producer that opens it applies them. */
+#define BT_KMES_XOFF_MAX_EVENT	276	/* u32: MaxEventSize */
+#define BT_KMES_XOFF_MAX_DEPTH	280	/* u32: MaxNestingDepth */
+#define BT_KMES_XOFF_MAX_RATE	284	/* u32: MaxEmitRatePerProcess, 0 none */
+#define BT_KMES_XOFF_CONFIG	288	/* u32: BT_KMES_XC_* */
 #define BT_KMES_XOFF_LAST_SEQ	320	/* u64: last sequence spent */
 #define BT_KMES_XOFF_DROPPED	328	/* u64: events dropped (> 50%) */
 #define BT_KMES_XOFF_LOST	336	/* u64: events overwritten */
 #define BT_KMES_EXT_SIZE	192	/* bytes 192..383 are defined */
 
 #define BT_KMES_XF_NUMA_VERIFIED 0x1u	/* numa_node checked by move_pages */
+#define BT_KMES_XC_NO_NUMA	0x1u	/* session made with no_numa */
 
 enum bt_kmes_ring_kind {
 	BT_KMES_RING_CPU = 0,		/* one ring per CPU; slot == cpu */
@@ -194,7 +200,10 @@ BT_API int kmes_attach(const char *session, uint32_t cpu_id,
  *   EINVAL   @capacity is not a valid capacity or not @fd's
  *   ESTALE   the session's consumer page is gone (session destroyed)
  *   EPROTO   the ring file failed validation
+ *   ENOTSUP  the page size is not 4096 bytes
  *   EACCES, ENOMEM, ...  as open(2), mmap(2)
+ * The consumer page is found beside the ring file through
+ * /proc/self/fd, so /proc must be mounted.
  */
 BT_API void *kmes_map(int fd, uint64_t capacity);
 
@@ -231,7 +240,11 @@ struct bt_kmes_session_opts {
  * ring per slot (0600; 0640 with a group, consumer pages 0660), every ring
  * generation 1, empty. Per-CPU ring pages are placed on the CPU's NUMA
  * node (mbind + fallocate) and the placement is verified with
- * move_pages(2). @opts may be NULL. The caller owns the result and
+ * move_pages(2). A per-task session may start with no slots
+ * (@opts->slots 0) and get one per task with bt_kmes_session__add_slot().
+ * The limits (max_event_size, max_nesting_depth, max_emit_rate, no_numa)
+ * are stored in the rings, so every later producer applies them.
+ * @opts may be NULL. The caller owns the result and
  * releases it with bt_kmes_session__close(); the rings stay on disk until
  * bt_kmes_session__destroy().
  *
@@ -239,9 +252,6 @@ struct bt_kmes_session_opts {
  *   EINVAL   bad name, @opts->sz unknown or its tail not zero, capacity not
  *            a power of two in [64 KiB, 256 MiB], a limit out of range,
  *            more than 65536 slots
- *
- * A per-task session may start with no slots (@opts->slots 0) and get one
- * per task with bt_kmes_session__add_slot().
  *   EEXIST   a session of that name exists
  *   ENOENT   @opts->group names no group
  *   ENOSPC, EFBIG, ENOMEM, EACCES, ...  as mkdir(2), open(2), fallocate(2)
@@ -256,7 +266,8 @@ bt_kmes_session__create(const char *name,
  * Every ring is validated first (magic, version, capacity, positions, the
  * event chain from tail_pos to write_pos); nothing is changed when one
  * fails. Sequences continue from the last one spent. @opts may be NULL;
- * its capacity, slots, kind and group are ignored (the rings have them).
+ * its capacity, slots, kind and group are ignored (the rings have them),
+ * and a limit it leaves at 0 is the one stored at creation.
  *
  * Returns the session, or NULL with errno:
  *   ENOENT   no such session
@@ -292,6 +303,8 @@ BT_API const char *bt_kmes_session__path(const struct bt_kmes_session *s);
 BT_API uint32_t bt_kmes_session__slots(const struct bt_kmes_session *s);
 /* Current capacity of every ring. */
 BT_API uint64_t bt_kmes_session__capacity(const struct bt_kmes_session *s);
+/* enum bt_kmes_ring_kind of the session. */
+BT_API uint32_t bt_kmes_session__kind(const struct bt_kmes_session *s);
 
 /*
  * bt_kmes_session__resize() - swap every ring for one of @capacity
@@ -376,8 +389,10 @@ struct kmes_emit_entry {
  *   EINVAL   @event_type_len is 0, or the total does not fit in a u32
  *   ENOSPC   77 + type + payload exceeds MaxEventSize
  *   ENOSPC   ... or 50% of the ring's capacity
- *   EFAULT   @event_type or @payload is NULL (a pointer that is not NULL
- *            but invalid is the caller's bug, as with any library)
+ *   EFAULT   @event_type is NULL, or @payload is NULL with a nonzero
+ *            @payload_len (a pointer that is not NULL but invalid is the
+ *            caller's bug, as with any library); a NULL @payload of length
+ *            0 is an empty payload (EINVAL below)
  *   EINVAL   the type is not valid UTF-8
  *   EINVAL   the payload is empty, is not exactly one msgpack value, or
  *            nests deeper than MaxNestingDepth (32: accepted; 33: refused)
@@ -506,6 +521,7 @@ struct bt_kmes_event {
 
 /* Per-slot accounting. */
 struct bt_kmes_slot_stats {
+	uint32_t slot;		/* the ring's slot index in the session */
 	uint64_t events;	/* events returned */
 	uint64_t bytes;		/* their event_size, summed */
 	uint64_t first_sequence;/* of the first event returned, 0 none yet */
@@ -577,6 +593,10 @@ BT_API int bt_kmes_reader__next(struct bt_kmes_reader *r,
  * §4.4 with the fixes of KMES.md §10: need_wake is set with a full fence,
  * futex_counter is read before write_pos is re-checked, and the futex is
  * a shared one (futex_waitv over every slot).
+ *
+ * futex_waitv(2) takes at most 128 words: with more slots the wait
+ * sleeps at most 10 ms at a time and re-checks every ring, so an event
+ * on slot 128 or later is noticed within 10 ms.
  *
  * Returns 1 when something may be ready, 0 on timeout, -EINTR when a
  * signal arrived, or another negative errno.

@@ -73,7 +73,10 @@ static int rate_take(struct kmes_rate *rt, uint32_t n)
 	now = mono_ns();
 	cap = (uint64_t)rt->rate * NS_PER_S;
 	if (now > rt->last_ns) {
-		uint64_t add = (now - rt->last_ns) * rt->rate;
+		/* More than a second refills the bucket: cap before multiplying. */
+		uint64_t dt = now - rt->last_ns < NS_PER_S ? now - rt->last_ns :
+			      NS_PER_S;
+		uint64_t add = dt * rt->rate;
 
 		rt->tokens = cap - rt->tokens < add ? cap : rt->tokens + add;
 		rt->last_ns = now;

@@ -56,7 +56,11 @@ struct kmes_producer_page {
 	_Atomic uint32_t x_nr_slots;		/* 260 */
 	_Atomic uint64_t x_topology;		/* 264 */
 	_Atomic uint32_t x_producer;		/* 272 */
-	uint8_t x_reserved4[44];		/* 276 */
+	uint32_t x_max_event_size;		/* 276 */
+	uint32_t x_max_depth;			/* 280 */
+	uint32_t x_max_emit_rate;		/* 284 */
+	uint32_t x_config;			/* 288 */
+	uint8_t x_reserved4[28];		/* 292 */
 
 	alignas(64) _Atomic uint64_t x_last_seq; /* 320 */
 	_Atomic uint64_t x_dropped;		/* 328 */
@@ -96,6 +100,10 @@ KMES_ASSERT_OFF(x_status, BT_KMES_XOFF_STATUS);
 KMES_ASSERT_OFF(x_nr_slots, BT_KMES_XOFF_NR_SLOTS);
 KMES_ASSERT_OFF(x_topology, BT_KMES_XOFF_TOPOLOGY);
 KMES_ASSERT_OFF(x_producer, BT_KMES_XOFF_PRODUCER);
+KMES_ASSERT_OFF(x_max_event_size, BT_KMES_XOFF_MAX_EVENT);
+KMES_ASSERT_OFF(x_max_depth, BT_KMES_XOFF_MAX_DEPTH);
+KMES_ASSERT_OFF(x_max_emit_rate, BT_KMES_XOFF_MAX_RATE);
+KMES_ASSERT_OFF(x_config, BT_KMES_XOFF_CONFIG);
 KMES_ASSERT_OFF(x_last_seq, BT_KMES_XOFF_LAST_SEQ);
 KMES_ASSERT_OFF(x_dropped, BT_KMES_XOFF_DROPPED);
 KMES_ASSERT_OFF(x_lost, BT_KMES_XOFF_LOST);

@@ -597,6 +597,7 @@ int bt_kmes_reader__stats(const struct bt_kmes_reader *r, uint32_t slot,
 		return -EINVAL;
 	s = &r->slots[slot];
 	*st = s->st;
+	st->slot = s->index;
 	st->read_pos = s->rp;
 	st->alive = !s->dead;
 	pp = s->pp;
@@ -725,9 +726,20 @@ int bt_kmes_reader__wait(struct bt_kmes_reader *r, int timeout_ms)
 			ready = true;
 	}
 	if (!ready) {
-		if (timeout_ms >= 0) {
-			abs.tv_sec = (time_t)(deadline / 1000000000ull);
-			abs.tv_nsec = (long)(deadline % 1000000000ull);
+		uint64_t until = deadline;
+		bool partial = false;
+
+		/* Rings past the 128 futex_waitv takes: poll every 10 ms. */
+		for (uint32_t i = nw; i < r->n && !partial; i++)
+			partial = r->slots[i].pp && !r->slots[i].dead;
+		if (partial && (timeout_ms < 0 ||
+				deadline - mono_ns() > 10000000ull))
+			until = mono_ns() + 10000000ull;
+		else
+			partial = false;
+		if (timeout_ms >= 0 || partial) {
+			abs.tv_sec = (time_t)(until / 1000000000ull);
+			abs.tv_nsec = (long)(until % 1000000000ull);
 			tsp = &abs;
 		}
 		if (nw == 0) {
@@ -746,7 +758,7 @@ int bt_kmes_reader__wait(struct bt_kmes_reader *r, int timeout_ms)
 			if (ret >= 0 || errno == EAGAIN)
 				ret = 1;
 			else if (errno == ETIMEDOUT)
-				ret = 0;
+				ret = partial ? 1 : 0;
 			else if (errno == EINTR)
 				ret = -EINTR;
 			else

@@ -271,6 +271,10 @@ static void page_init(struct kmes_producer_page *pp, uint64_t capacity,
 	pp->x_kind = in->kind;
 	pp->x_tid = in->tid;
 	pp->x_wake_ino = in->wake_ino;
+	pp->x_max_event_size = in->max_event_size;
+	pp->x_max_depth = in->max_depth;
+	pp->x_max_emit_rate = in->max_emit_rate;
+	pp->x_config = in->config;
 	pp->x_created = kmes_now_ns();
 	if (in->session_id)
 		memcpy(pp->x_session_id, in->session_id, 16);

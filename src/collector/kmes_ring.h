@@ -42,6 +42,10 @@ struct kmes_ring_init {
 	uint64_t lost;
 	uint64_t wake_ino;
 	const uint8_t *session_id;	/* 16 bytes */
+	uint32_t max_event_size;	/* the session's limits (extension) */
+	uint32_t max_depth;
+	uint32_t max_emit_rate;
+	uint32_t config;		/* BT_KMES_XC_* */
 	int numa_node;			/* wanted node, -1: leave to the kernel */
 	mode_t mode;
 	gid_t gid;			/* (gid_t)-1: keep */

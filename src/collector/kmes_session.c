@@ -121,6 +121,10 @@ static void ring_init_for(const struct bt_kmes_session *s,
 	in->wake_ino = sl->wake_ino;
 	in->session_id = s->session_id;
 	in->numa_node = slot_numa_node(s, sl->index);
+	in->max_event_size = s->max_event_size;
+	in->max_depth = s->max_depth;
+	in->max_emit_rate = s->rate.rate;
+	in->config = s->numa ? 0 : BT_KMES_XC_NO_NUMA;
 	in->mode = s->ring_mode;
 	in->gid = s->gid;
 }
@@ -525,14 +529,17 @@ bt_kmes_session__create(const char *name,
 		err = -errno;
 		goto out_rmdir;
 	}
+	/*
+	 * The lock stays 0600 even in a group session: a group member that
+	 * could open it could also flock() it and lock the producer out.
+	 */
 	s->lockfd = openat(s->dirfd, KMES_LOCK_NAME,
-			   O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, s->ring_mode);
+			   O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (s->lockfd < 0) {
 		err = -errno;
 		goto out_rmdir;
 	}
-	if (fchmod(s->lockfd, s->ring_mode) < 0 ||
-	    (o.group && fchown(s->lockfd, (uid_t)-1, s->gid) < 0)) {
+	if (fchmod(s->lockfd, 0600) < 0) {
 		err = -errno;
 		goto out_rmdir;
 	}
@@ -593,6 +600,52 @@ out_free:
 	return NULL;
 }
 
+/*
+ * The limits the session was created with, from ring 0's extension, for
+ * those @o leaves at 0 (so a later producer applies what `kmes create`
+ * set). Read before any slot is opened: the slots' validators need them.
+ */
+static int stored_limits(struct bt_kmes_session *s,
+			 const struct bt_kmes_session_opts *o, const char *path)
+{
+	unsigned char page[KMES_PAGE_SIZE];
+	struct bt_kmes_session_opts st = { .sz = sizeof(st) };
+	struct stat sb;
+	unsigned off;
+	int fd;
+
+	fd = openat(s->dirfd, "ring.0", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return 0;		/* no rings yet: only @o counts */
+	if (fstat(fd, &sb) < 0 ||
+	    pread(fd, page, sizeof(page), 0) != (ssize_t)sizeof(page) ||
+	    kmes_page_check(page, (uint64_t)sb.st_size, &off)) {
+		close(fd);
+		return 0;		/* slot_open() reports it in detail */
+	}
+	close(fd);
+	st.max_event_size = bt_le32(page + BT_KMES_XOFF_MAX_EVENT);
+	st.max_nesting_depth = bt_le32(page + BT_KMES_XOFF_MAX_DEPTH);
+	st.max_emit_rate = bt_le32(page + BT_KMES_XOFF_MAX_RATE);
+	if (check_limits(&st) < 0) {
+		pr_warn("kmes: %s/ring.0: offset %d: stored limits out of range",
+			path, BT_KMES_XOFF_MAX_EVENT);
+		return -EPROTO;
+	}
+	if (!o->max_event_size && st.max_event_size)
+		s->max_event_size = st.max_event_size;
+	if (!o->max_nesting_depth && st.max_nesting_depth)
+		s->max_depth = st.max_nesting_depth;
+	if (!o->max_emit_rate && st.max_emit_rate) {
+		s->rate.rate = st.max_emit_rate;
+		s->rate.tokens = (uint64_t)st.max_emit_rate * 1000000000ull;
+	}
+	if (!o->no_numa && (bt_le32(page + BT_KMES_XOFF_CONFIG) &
+			    BT_KMES_XC_NO_NUMA))
+		s->numa = false;
+	return 0;
+}
+
 struct bt_kmes_session *
 bt_kmes_session__open(const char *name, const struct bt_kmes_session_opts *opts)
 {
@@ -624,7 +677,7 @@ bt_kmes_session__open(const char *name, const struct bt_kmes_session_opts *opts)
 	}
 	s->lockfd = openat(s->dirfd, KMES_LOCK_NAME,
 			   O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-	if (s->lockfd < 0 || fstat(s->lockfd, &st) < 0) {
+	if (s->lockfd < 0 || fstat(s->dirfd, &st) < 0) {
 		err = errno == ENOENT ? -ENOENT : -errno;
 		if (err == -ENOENT)
 			pr_warn("kmes: %s: not a ring session (no lock file)",
@@ -635,9 +688,14 @@ bt_kmes_session__open(const char *name, const struct bt_kmes_session_opts *opts)
 	if (err)
 		goto out_close;
 	/* New rings get the modes and group the session was made with. */
-	s->ring_mode = st.st_mode & 0640;
-	s->wake_mode = (st.st_mode & 0040) ? 0660 : 0600;
-	s->gid = (st.st_mode & 0040) ? st.st_gid : (gid_t)-1;
+	if (st.st_mode & 0050) {
+		s->ring_mode = 0640;
+		s->wake_mode = 0660;
+		s->gid = st.st_gid;
+	}
+	err = stored_limits(s, &o, path);
+	if (err)
+		goto out_close;
 
 	for (uint32_t i = 0; i < KMES_MAX_SLOTS; i++) {
 		struct kmes_slot *sl = NULL;
@@ -718,6 +776,11 @@ uint32_t bt_kmes_session__slots(const struct bt_kmes_session *s)
 uint64_t bt_kmes_session__capacity(const struct bt_kmes_session *s)
 {
 	return s ? s->capacity : 0;
+}
+
+uint32_t bt_kmes_session__kind(const struct bt_kmes_session *s)
+{
+	return s ? s->kind : 0;
 }
 
 /* ---- Notices from the ring library (origin class 1) -------------------- */

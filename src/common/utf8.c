@@ -12,6 +12,34 @@
 bool bt_utf8_valid(const unsigned char *s, size_t len)
 {
 	size_t i = 0;
+	uint64_t w;
+
+	/*
+	 * Fast path for the usual all-ASCII string: whole words up to the
+	 * first byte with the high bit, then the tail as one word that
+	 * overlaps the last one checked. Anything else goes the long way
+	 * from the first word that is not ASCII.
+	 */
+	while (len - i >= 8) {
+		memcpy(&w, s + i, sizeof(w));
+		if (w & 0x8080808080808080ull)
+			break;
+		i += 8;
+	}
+	if (len - i < 8) {
+		if (len >= 8) {
+			memcpy(&w, s + len - 8, sizeof(w));
+			if (!(w & 0x8080808080808080ull))
+				return true;
+		} else {
+			unsigned char acc = 0;
+
+			for (size_t k = 0; k < len; k++)
+				acc |= s[k];
+			if (!(acc & 0x80))
+				return true;
+		}
+	}
 
 	while (i < len) {
 		unsigned char c = s[i];
@@ -20,8 +48,6 @@ bool bt_utf8_valid(const unsigned char *s, size_t len)
 
 		/* Fast path: eight ASCII bytes at a time. */
 		if (len - i >= 8) {
-			uint64_t w;
-
 			memcpy(&w, s + i, sizeof(w));
 			if (!(w & 0x8080808080808080ull)) {
 				i += 8;

@@ -1466,7 +1466,8 @@ static void check_session_modes(const char *name, const char *group,
 		check_mode(dir, f, group ? 0660 : 0600,
 			   group ? gid : (gid_t)-1);
 	}
-	check_mode(dir, "lock", group ? 0640 : 0600, group ? gid : (gid_t)-1);
+	/* The lock stays private: a group member could flock() it otherwise. */
+	check_mode(dir, "lock", 0600, (gid_t)-1);
 	if (group) {
 		/* The group can reach the session: search on the base. */
 		char base[PATH_MAX];
@@ -1941,5 +1942,36 @@ Test(kmes_session, ring_pages_sit_on_the_numa_node_of_their_cpu)
 	/* Rings made by a swap are placed too. */
 	cr_assert(eq(int, bt_kmes_session__resize(s, CAP_64K), 0));
 	check_numa(name, bt_kmes_session__slots(s), 2);
+	bt_kmes_session__close(s);
+}
+
+/* The limits given at creation bind every later producer. */
+Test(kmes_session, limits_set_at_creation_bind_a_later_producer)
+{
+	struct bt_kmes_session_opts o = { .sz = sizeof(o), .capacity = CAP_64K,
+					  .slots = 1, .max_event_size = 2048,
+					  .max_nesting_depth = 4 };
+	const char *name = tu_name("limits");
+	unsigned char big[3000], deep[] = { 0x91, 0x91, 0x91, 0x91, 0x91, 0x01 };
+	struct bt_kmes_session *s;
+
+	bt_kmes_session__destroy(name, true);
+	s = bt_kmes_session__create(name, &o);
+	cr_assert(ne(ptr, s, NULL), "%s", strerror(errno));
+	tu_cleanup_at_exit(name);
+	bt_kmes_session__close(s);
+
+	s = bt_kmes_session__open(name, NULL);
+	cr_assert(ne(ptr, s, NULL), "%s", strerror(errno));
+	tu_payload(big, sizeof(big), 1);
+	errno = 0;
+	cr_assert(eq(int, kmes_emit(s, 0, "bt.test", 7, big, sizeof(big)), -1));
+	cr_assert(eq(int, errno, ENOSPC));
+	/* Five nested arrays: depth 5 > 4. */
+	errno = 0;
+	cr_assert(eq(int, kmes_emit(s, 0, "bt.test", 7, deep, sizeof(deep)), -1));
+	cr_assert(eq(int, errno, EINVAL));
+	cr_assert(eq(int, kmes_emit(s, 0, "bt.test", 7, deep + 1,
+				    sizeof(deep) - 1), 0));
 	bt_kmes_session__close(s);
 }

@@ -36,10 +36,13 @@ static void kmes_usage(FILE *f)
 		"Usage: %s kmes VERB [OPTIONS] NAME ...\n"
 		"\n"
 		"  create NAME [--capacity BYTES] [--slots N] [--group G] [--per-task]\n"
+		"              [--max-event-size BYTES] [--max-depth N] [--max-rate N]\n"
+		"              [--no-numa]\n"
 		"  emit NAME --count N [--size BYTES] [--type T] [--batch K]\n"
-		"            [--slot S | --all-slots] [--trusted] [--rate N]\n"
-		"  drain NAME [--follow] [--slot S] [--from-now] [--quiet]\n"
-		"             [--interval SEC] [--count N] [--timeout SEC] [--verify]\n"
+		"            [--slot S | --all-slots] [--trusted] [--seed N]\n"
+		"  drain NAME [--follow] [--slot S] [--from-now] [--quiet] [--payload]\n"
+		"             [--interval SEC] [--count N] [--timeout SEC] [--idle SEC]\n"
+		"             [--verify]\n"
 		"  resize NAME BYTES\n"
 		"  destroy NAME [--force]\n"
 		"\n"
@@ -82,9 +85,13 @@ static int create_usage(FILE *f)
 		"  -g, --group GROUP     let GROUP attach (rings 0640, consumer\n"
 		"                        pages 0660; the session goes to /dev/shm)\n"
 		"      --per-task        rings are per task, not per CPU\n"
-		"      --max-event-size BYTES   kmes_emit limit (default 64K)\n"
+		"      --max-event-size BYTES   kmes_emit limit, 1K..4M (default 64K)\n"
 		"      --max-depth N     msgpack nesting limit, 4..32 (default 32)\n"
-		"      --no-numa         do not place ring pages on the CPU's node\n",
+		"      --max-rate N      kmes_emit events per second, 100..1000000\n"
+		"                        (default: unlimited)\n"
+		"      --no-numa         do not place ring pages on the CPU's node\n"
+		"\n"
+		"The limits are stored in the rings: every later producer applies them.\n",
 		bin_name);
 	return f == stdout ? BT_EXIT_OK : BT_EXIT_USAGE;
 }
@@ -98,6 +105,7 @@ static int kmes_do_create(int argc, char **argv)
 		{ "per-task",       no_argument,       NULL, 't' },
 		{ "max-event-size", required_argument, NULL, 'E' },
 		{ "max-depth",      required_argument, NULL, 'D' },
+		{ "max-rate",       required_argument, NULL, 'R' },
 		{ "no-numa",        no_argument,       NULL, 'N' },
 		{ "help",           no_argument,       NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -110,8 +118,12 @@ static int kmes_do_create(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "c:n:g:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
-			if (parse_size(optarg, &o.capacity) < 0) {
-				err_msg("kmes create: bad capacity '%s'", optarg);
+			if (parse_size(optarg, &o.capacity) < 0 ||
+			    o.capacity < KMES_CAPACITY_MIN ||
+			    o.capacity > KMES_CAPACITY_MAX ||
+			    (o.capacity & (o.capacity - 1))) {
+				err_msg("kmes create: capacity '%s' is not a power "
+					"of two in 64K..256M", optarg);
 				return BT_EXIT_USAGE;
 			}
 			break;
@@ -129,18 +141,32 @@ static int kmes_do_create(int argc, char **argv)
 			o.kind = BT_KMES_RING_TASK;
 			break;
 		case 'E':
-			if (parse_size(optarg, &v) < 0 || v > UINT32_MAX) {
-				err_msg("kmes create: bad size '%s'", optarg);
+			if (parse_size(optarg, &v) < 0 ||
+			    v < KMES_MAX_EVENT_SIZE_MIN ||
+			    v > KMES_MAX_EVENT_SIZE_MAX) {
+				err_msg("kmes create: --max-event-size '%s' is not "
+					"in 1K..4M", optarg);
 				return BT_EXIT_USAGE;
 			}
 			o.max_event_size = (uint32_t)v;
 			break;
 		case 'D':
-			if (parse_count(optarg, &v) < 0 || v > 256) {
-				err_msg("kmes create: bad depth '%s'", optarg);
+			if (parse_count(optarg, &v) < 0 ||
+			    v < KMES_MAX_NESTING_MIN || v > KMES_MAX_NESTING_MAX) {
+				err_msg("kmes create: --max-depth '%s' is not in "
+					"4..32", optarg);
 				return BT_EXIT_USAGE;
 			}
 			o.max_nesting_depth = (uint32_t)v;
+			break;
+		case 'R':
+			if (parse_count(optarg, &v) < 0 ||
+			    v < KMES_EMIT_RATE_MIN || v > KMES_EMIT_RATE_MAX) {
+				err_msg("kmes create: --max-rate '%s' is not in "
+					"100..1000000", optarg);
+				return BT_EXIT_USAGE;
+			}
+			o.max_emit_rate = (uint32_t)v;
 			break;
 		case 'N':
 			o.no_numa = true;
@@ -160,8 +186,8 @@ static int kmes_do_create(int argc, char **argv)
 
 		err_msg("kmes create: cannot create session '%s': %s%s",
 			argv[optind], bt_strerror(err),
-			err == EINVAL ? " (capacity must be a power of two in "
-			"64K..256M; limits: see --help)" :
+			err == EINVAL ? " (a name is letters, digits and ._-+@:, "
+			"not starting with '.', or a directory path)" :
 			err == EEXIST ? " (remove it with 'btrail kmes destroy')" :
 			err == ENOENT && o.group ? " (no such group)" : "");
 		return BT_EXIT_FAIL;
@@ -237,6 +263,7 @@ static int kmes_do_destroy(int argc, char **argv)
 			       bin_name);
 			return BT_EXIT_OK;
 		default:
+			err_msg("usage: %s kmes destroy NAME [--force]", bin_name);
 			return BT_EXIT_USAGE;
 		}
 	}

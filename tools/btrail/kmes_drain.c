@@ -103,7 +103,7 @@ static void print_rates(struct bt_kmes_reader *r, uint64_t *prev_ev,
 			continue;
 		printf("%7.1fs slot %u: %9.0f events/s %8.2f MB/s  last seq %"
 		       PRIu64 "  missed %" PRIu64 "  lapped %" PRIu64
-		       "  generation %" PRIu64 "  %s\n", since, i,
+		       "  generation %" PRIu64 "  %s\n", since, st.slot,
 		       (double)(st.events - prev_ev[i]) / dt,
 		       (double)(st.bytes - prev_bytes[i]) / dt / 1e6,
 		       st.last_sequence, st.missed, st.lapped, st.generation,
@@ -137,7 +137,7 @@ static bool print_summary(struct bt_kmes_reader *r, uint64_t bad_payloads)
 		printf("%-5u %10" PRIu64 " %12" PRIu64 " %21s %8" PRIu64
 		       " %6" PRIu64 " %6" PRIu64 " %5" PRIu64 " %7" PRIu64
 		       " %4" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64
-		       " %s%s\n", i, st.events, st.bytes, seqs, st.missed,
+		       " %s%s\n", st.slot, st.events, st.bytes, seqs, st.missed,
 		       st.gaps, st.lapped, st.torn, st.corrupt, st.generation,
 		       st.reattached, st.dropped, st.lost, status_name(st.status),
 		       st.alive ? "" : " (session gone)");

@@ -33,6 +33,7 @@ struct emit_job {
 	uint64_t seed;
 	_Atomic uint64_t done;		/* events emitted, for progress */
 	int err;			/* errno of the failure that stopped it */
+	bool dropped;			/* --trusted: the ring dropped events */
 	uint64_t err_at;
 	pthread_t tid;
 };
@@ -95,8 +96,11 @@ static void *emit_thread(void *arg)
 			ret = bt_kmes_session__emit_trusted(j->s, slot, NULL, e, n);
 			if (ret >= 0) {
 				emitted = (uint32_t)ret;
-				if (emitted < n)
-					ret = -ENOSPC;	/* dropped: too big */
+				if (emitted < n) {
+					/* Dropped, sequence spent: too big. */
+					j->dropped = true;
+					ret = -ENOSPC;
+				}
 			}
 		} else if (n == 1) {
 			ret = kmes_emit(j->s, slot, j->type, tlen, buf, j->size);
@@ -132,8 +136,10 @@ static int emit_usage(FILE *f)
 		"                      payload carries no checksum)\n"
 		"  -t, --type TYPE     event type (default bt.test)\n"
 		"  -b, --batch K       kmes_emit_batch of K events, 1..256 (default 1)\n"
-		"      --slot S        emit on ring S (default: the CPU we run on)\n"
-		"  -a, --all-slots     one thread per ring, pinned to its CPU\n"
+		"      --slot S        emit on ring S (default: the CPU we run on;\n"
+		"                      ring 0 of a per-task session)\n"
+		"  -a, --all-slots     one thread per ring (pinned to its CPU when\n"
+		"                      the rings are per CPU)\n"
 		"      --trusted       kernel-emitter path: no UTF-8/msgpack checks,\n"
 		"                      oversized events dropped with a sequence gap\n"
 		"      --seed N        padding seed (default 1)\n"
@@ -173,7 +179,7 @@ int kmes_do_emit(int argc, char **argv)
 	uint64_t count = 0, size = 64, batch = 1, slot = SLOT_CURRENT, seed = 1;
 	uint64_t total = 0, bytes, done = 0;
 	const char *type = "bt.test";
-	bool all = false, trusted = false, have_count = false;
+	bool all = false, trusted = false, have_count = false, per_task;
 	struct bt_kmes_session *s;
 	struct emit_job *jobs;
 	uint32_t nj;
@@ -231,6 +237,7 @@ int kmes_do_emit(int argc, char **argv)
 			argv[optind], bt_strerror(errno));
 		return BT_EXIT_FAIL;
 	}
+	per_task = bt_kmes_session__kind(s) == BT_KMES_RING_TASK;
 	nj = all ? bt_kmes_session__slots(s) : 1;
 	if (nj == 0 || (!all && slot != SLOT_CURRENT &&
 			slot >= bt_kmes_session__slots(s))) {
@@ -256,8 +263,9 @@ int kmes_do_emit(int argc, char **argv)
 	for (uint32_t i = 0; i < nj; i++) {
 		jobs[i] = (struct emit_job){
 			.s = s,
-			.slot = all ? i : (uint32_t)slot,
-			.pin = all,
+			.slot = all ? i : slot == SLOT_CURRENT && per_task ? 0 :
+				(uint32_t)slot,
+			.pin = all && !per_task,
 			.count = count,
 			.size = (uint32_t)size,
 			.batch = (uint32_t)batch,
@@ -298,7 +306,14 @@ int kmes_do_emit(int argc, char **argv)
 
 	for (uint32_t i = 0; i < nj; i++) {
 		done += atomic_load(&jobs[i].done);
-		if (jobs[i].err) {
+		if (jobs[i].dropped) {
+			err_msg("kmes emit: ring %u: events dropped after %" PRIu64
+				": larger than half the ring's capacity (their "
+				"sequence numbers are spent)",
+				jobs[i].slot == SLOT_CURRENT ? 0 : jobs[i].slot,
+				jobs[i].err_at);
+			status = BT_EXIT_FAIL;
+		} else if (jobs[i].err) {
 			err_msg("kmes emit: ring %u: event %" PRIu64 " refused: %s",
 				jobs[i].slot == SLOT_CURRENT ? 0 : jobs[i].slot,
 				jobs[i].err_at + 1, bt_strerror(jobs[i].err));

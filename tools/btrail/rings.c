@@ -117,6 +117,7 @@ int do_rings(int argc, char **argv)
 {
 	const char *xdg = getenv("XDG_RUNTIME_DIR");
 	char base[PATH_MAX];
+	struct stat st;
 	int count = 0;
 
 	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -128,13 +129,15 @@ int do_rings(int argc, char **argv)
 		       bin_name);
 		return BT_EXIT_OK;
 	}
-	if (argc > 2) {
+	if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
 		err_msg("usage: %s rings [SESSION]", bin_name);
 		return BT_EXIT_USAGE;
 	}
 	if (argc == 2)
 		return show_session(argv[1]);
-	if (xdg && xdg[0] == '/') {
+	/* As name lookup does: only a runtime directory of our own counts. */
+	if (xdg && xdg[0] == '/' && lstat(xdg, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    st.st_uid == geteuid()) {
 		snprintf(base, sizeof(base), "%s/btrail", xdg);
 		list_dir(base, &count);
 	}
