@@ -117,16 +117,19 @@ static bool mp_claims_fit(const unsigned char *p, size_t len)
 	size_t off = 0;
 
 	while (want) {
-		uint64_t data = 0, items = 0;	/* bytes and values that follow */
-		unsigned lenb = 0, kind = 0;	/* length field; 1 array, 2 map */
+		/* Bytes and values that follow; length field; 1 array, 2 map. */
+		uint64_t data = 0, items = 0;
+		unsigned lenb = 0, kind = 0;
 		unsigned char c;
 
 		if (want > len - off)
 			return false;
 		c = p[off++];
 		want--;
-		if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
-			continue;		/* fixints, nil, false, true */
+		/* fixints, nil, false, true: the byte is the value */
+		if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 ||
+		    c == 0xc3)
+			continue;
 		if (c <= 0x8f)
 			items = 2u * (c & 0x0fu);	/* fixmap */
 		else if (c <= 0x9f)
@@ -151,7 +154,7 @@ static bool mp_claims_fit(const unsigned char *p, size_t len)
 			data = 2;
 		else if (c >= 0xd4 && c <= 0xd8)	/* fixext: type + 2^n */
 			data = 1 + (1u << (c - 0xd4));
-		else if (c >= 0xdc && c <= 0xdf)	/* array16/32, map16/32 */
+		else if (c >= 0xdc && c <= 0xdf)	/* array/map 16/32 */
 			lenb = c & 1 ? 4 : 2, kind = c < 0xde ? 1 : 2;
 		else
 			return false;			/* 0xc1 */
