@@ -114,6 +114,7 @@ deps:
 # --jobs 2: the machines are 2-core; heavy tests fork their own processes.
 check: all
 	$(Q)BTRAIL_BIN=$(abspath $(CLI)) BTRAIL_SRCDIR=$(CURDIR) \
+		LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 		$(RUNNER) --jobs $(or $(JOBS),2) $(TESTFLAGS)
 	$(Q)scripts/installcheck.sh $(BUILD)
 
