@@ -120,7 +120,7 @@ enum kmes_origin_class {
  * docs/kmes-extensions.md describes each field.
  */
 #define BT_KMES_EXT_MAGIC	"BTKMESX1"
-#define BT_KMES_EXT_VERSION	1u
+#define BT_KMES_EXT_VERSION	2u	/* 2: session limits at 276..291 */
 #define BT_KMES_XOFF_MAGIC	192	/* u8[8] */
 #define BT_KMES_XOFF_VERSION	200	/* u32 */
 #define BT_KMES_XOFF_SIZE	204	/* u32: bytes of extension defined */

@@ -30,6 +30,7 @@ int kmes_path_for_create(const char *name, bool group, char *out,
 #define KMES_RING_FMT	"ring.%u"
 #define KMES_WAKE_FMT	"wake.%u"
 #define KMES_LOCK_NAME	"lock"
+#define KMES_CONFIG_NAME "config"
 #define KMES_NEW_SUFFIX	".new"
 
 #endif /* BT_COLLECTOR_KMES_PATH_H */

@@ -753,8 +753,13 @@ int bt_kmes_reader__wait(struct bt_kmes_reader *r, int timeout_ms)
 			/* Step 5: sleeps only while every counter is unchanged. */
 			ret = syscall(SYS_futex_waitv, fw, nw, 0, tsp,
 				      CLOCK_MONOTONIC);
-			if (ret < 0 && errno == ENOSYS)
+			if (ret < 0 && errno == ENOSYS) {
 				ret = wait_one(&fw[0], deadline, timeout_ms);
+				/* Its 10 ms nap ended, not the caller's timeout. */
+				if (ret < 0 && errno == ETIMEDOUT &&
+				    (timeout_ms < 0 || mono_ns() < deadline))
+					ret = 1;
+			}
 			if (ret >= 0 || errno == EAGAIN)
 				ret = 1;
 			else if (errno == ETIMEDOUT)

@@ -133,7 +133,7 @@ const char *kmes_page_check(const unsigned char *page, uint64_t file_size,
 		BAD(BT_KMES_XOFF_MAGIC, "no btrail extension (not written by "
 		    "btrail)");
 	/* Later extension versions only add fields: accept them. */
-	if (bt_le32(page + BT_KMES_XOFF_VERSION) < BT_KMES_EXT_VERSION)
+	if (bt_le32(page + BT_KMES_XOFF_VERSION) < 1)
 		BAD(BT_KMES_XOFF_VERSION, "bad extension version");
 	if (bt_le32(page + BT_KMES_XOFF_SIZE) < BT_KMES_EXT_SIZE)
 		BAD(BT_KMES_XOFF_SIZE, "extension too short");

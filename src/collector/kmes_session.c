@@ -200,6 +200,9 @@ static int slot_open(struct bt_kmes_session *s, uint32_t index,
 		err = -errno;
 		pr_warn("kmes: %s/%s: cannot open: %s", s->path, wake,
 			strerror(-err));
+		/* ring.N without its consumer page: not a session we made. */
+		if (err == -ENOENT)
+			err = -EPROTO;
 		goto out_free;
 	}
 	if (st.st_size != KMES_PAGE_SIZE) {
@@ -373,7 +376,8 @@ static int remove_session_dir(const char *path, int dirfd)
 		const char *n = de->d_name;
 
 		if (!strncmp(n, "ring.", 5) || !strncmp(n, "wake.", 5) ||
-		    !strcmp(n, KMES_LOCK_NAME)) {
+		    !strcmp(n, KMES_LOCK_NAME) || !strncmp(n, KMES_CONFIG_NAME,
+							   strlen(KMES_CONFIG_NAME))) {
 			if (unlinkat(dirfd, n, 0) < 0 && errno != ENOENT)
 				err = -errno;
 		}
@@ -468,6 +472,8 @@ static int online_cpus(uint8_t *set, uint32_t *nr)
 		*nr = (uint32_t)hi;
 	return 0;
 }
+
+static int config_write(struct bt_kmes_session *s);
 
 struct bt_kmes_session *
 bt_kmes_session__create(const char *name,
@@ -568,6 +574,9 @@ bt_kmes_session__create(const char *name,
 		s->slots[i] = sl;
 		atomic_store_explicit(&s->nr_slots, i + 1, memory_order_release);
 	}
+	err = config_write(s);
+	if (err)
+		goto out_rmdir;
 	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) < 0) {
 		err = -errno;
 		goto out_rmdir;
@@ -598,6 +607,102 @@ out_free:
 	bt_kmes_session__close(s);
 	errno = -err;
 	return NULL;
+}
+
+/*
+ * The session's settings as a small text file, for what the rings cannot
+ * carry: a per-task session may have no ring at all, and its kind,
+ * capacity and limits must survive until it gets one. Written to a
+ * temporary name and renamed, so a reader sees the old file or the new.
+ */
+static int config_write(struct bt_kmes_session *s)
+{
+	char buf[512], tmp[32];
+	int fd, len, err = 0;
+
+	len = snprintf(buf, sizeof(buf),
+		       "btrail-kmes-session 1\n"
+		       "kind %u\ncapacity %" PRIu64 "\nmax_event_size %u\n"
+		       "max_depth %u\nmax_emit_rate %u\nno_numa %u\n",
+		       s->kind, s->capacity, s->max_event_size, s->max_depth,
+		       s->rate.rate, s->numa ? 0u : 1u);
+	snprintf(tmp, sizeof(tmp), "%s" KMES_NEW_SUFFIX, KMES_CONFIG_NAME);
+	unlinkat(s->dirfd, tmp, 0);
+	fd = openat(s->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		    s->ring_mode);
+	if (fd < 0)
+		return -errno;
+	if (fchmod(fd, s->ring_mode) < 0 ||
+	    (s->gid != (gid_t)-1 && fchown(fd, (uid_t)-1, s->gid) < 0) ||
+	    write(fd, buf, (size_t)len) != len)
+		err = errno ? -errno : -EIO;
+	close(fd);
+	if (!err && renameat(s->dirfd, tmp, s->dirfd, KMES_CONFIG_NAME) < 0)
+		err = -errno;
+	if (err)
+		unlinkat(s->dirfd, tmp, 0);
+	return err;
+}
+
+/*
+ * Read the config file into @o (kind, capacity, limits). Missing: 0 and
+ * @o untouched (sessions of earlier versions). Malformed: -EPROTO, logged
+ * with the line.
+ */
+static int config_read(struct bt_kmes_session *s, const char *path,
+		       struct bt_kmes_session_opts *o)
+{
+	char buf[1024], *line, *save = NULL;
+	unsigned lineno = 0;
+	ssize_t n;
+	int fd;
+
+	fd = openat(s->dirfd, KMES_CONFIG_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	for (line = strtok_r(buf, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char key[32];
+		unsigned long long v;
+		int used = 0;
+
+		lineno++;
+		if (lineno == 1) {
+			if (strcmp(line, "btrail-kmes-session 1"))
+				goto bad;
+			continue;
+		}
+		if (sscanf(line, "%31s %llu%n", key, &v, &used) != 2 ||
+		    line[used] != '\0' || v > UINT32_MAX * 65536ull)
+			goto bad;
+		if (!strcmp(key, "kind"))
+			o->kind = (uint32_t)v;
+		else if (!strcmp(key, "capacity"))
+			o->capacity = v;
+		else if (!strcmp(key, "max_event_size"))
+			o->max_event_size = (uint32_t)v;
+		else if (!strcmp(key, "max_depth"))
+			o->max_nesting_depth = (uint32_t)v;
+		else if (!strcmp(key, "max_emit_rate"))
+			o->max_emit_rate = (uint32_t)v;
+		else if (!strcmp(key, "no_numa"))
+			o->no_numa = v != 0;
+		/* Unknown keys come from later versions: ignore them. */
+	}
+	if (lineno == 0 || check_limits(o) < 0) {
+		lineno = 0;
+		goto bad;
+	}
+	return 0;
+bad:
+	pr_warn("kmes: %s/%s: line %u: not a valid session config", path,
+		KMES_CONFIG_NAME, lineno);
+	return -EPROTO;
 }
 
 /*
@@ -649,7 +754,7 @@ static int stored_limits(struct bt_kmes_session *s,
 struct bt_kmes_session *
 bt_kmes_session__open(const char *name, const struct bt_kmes_session_opts *opts)
 {
-	struct bt_kmes_session_opts o;
+	struct bt_kmes_session_opts o, cfg = { .sz = sizeof(cfg) };
 	struct bt_kmes_session *s;
 	char path[PATH_MAX];
 	struct stat st;
@@ -693,6 +798,24 @@ bt_kmes_session__open(const char *name, const struct bt_kmes_session_opts *opts)
 		s->wake_mode = 0660;
 		s->gid = st.st_gid;
 	}
+	err = config_read(s, path, &cfg);
+	if (err)
+		goto out_close;
+	if (cfg.capacity) {
+		/* Settings for a session whose rings may not exist yet. */
+		s->kind = cfg.kind;
+		s->capacity = cfg.capacity;
+		if (!o.max_event_size && cfg.max_event_size)
+			s->max_event_size = cfg.max_event_size;
+		if (!o.max_nesting_depth && cfg.max_nesting_depth)
+			s->max_depth = cfg.max_nesting_depth;
+		if (!o.max_emit_rate && cfg.max_emit_rate) {
+			s->rate.rate = cfg.max_emit_rate;
+			s->rate.tokens = (uint64_t)cfg.max_emit_rate * 1000000000ull;
+		}
+		if (!o.no_numa && cfg.no_numa)
+			s->numa = false;
+	}
 	err = stored_limits(s, &o, path);
 	if (err)
 		goto out_close;
@@ -722,8 +845,11 @@ bt_kmes_session__open(const char *name, const struct bt_kmes_session_opts *opts)
 		s->slots[i] = sl;
 		atomic_store_explicit(&s->nr_slots, i + 1, memory_order_release);
 	}
-	if (!atomic_load(&s->nr_slots))
+	if (!atomic_load(&s->nr_slots) && !cfg.capacity) {
+		/* No rings and no config (an older session): trust @opts. */
 		s->kind = o.kind;
+		s->capacity = o.capacity ? o.capacity : KMES_CAPACITY_DEFAULT;
+	}
 	return s;
 
 out_close:
@@ -746,7 +872,9 @@ int bt_kmes_session__destroy(const char *name, bool force)
 	lockfd = openat(dirfd, KMES_LOCK_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (lockfd < 0) {
 		err = -errno;
-		pr_warn("kmes: %s: not a ring session (no lock file)", path);
+		if (err == -ENOENT)
+			pr_warn("kmes: %s: not a ring session (no lock file)",
+				path);
 		close(dirfd);
 		return err == -ENOENT ? -EINVAL : err;
 	}
@@ -1104,6 +1232,9 @@ int bt_kmes_session__resize(struct bt_kmes_session *s, uint64_t capacity)
 		goto out;
 	}
 	s->capacity = capacity;
+	if (config_write(s) < 0)
+		pr_warn("kmes: %s: cannot record the new capacity in %s",
+			s->path, KMES_CONFIG_NAME);
 	pr_info("kmes: %s: resized to %" PRIu64 " bytes per ring", s->path,
 		capacity);
 out:

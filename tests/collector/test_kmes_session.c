@@ -1975,3 +1975,56 @@ Test(kmes_session, limits_set_at_creation_bind_a_later_producer)
 				    sizeof(deep) - 1), 0));
 	bt_kmes_session__close(s);
 }
+
+/* A per-task session without rings keeps its kind and capacity. */
+Test(kmes_session, a_per_task_session_without_rings_keeps_its_settings)
+{
+	struct bt_kmes_session_opts o = { .sz = sizeof(o), .capacity = 131072,
+					  .kind = BT_KMES_RING_TASK,
+					  .max_event_size = 4096 };
+	const char *name = tu_name("task0");
+	struct bt_kmes_session *s;
+	unsigned char big[5000];
+	int slot;
+
+	bt_kmes_session__destroy(name, true);
+	s = bt_kmes_session__create(name, &o);
+	cr_assert(ne(ptr, s, NULL), "%s", strerror(errno));
+	tu_cleanup_at_exit(name);
+	cr_assert(eq(u32, bt_kmes_session__slots(s), 0u));
+	bt_kmes_session__close(s);
+
+	s = bt_kmes_session__open(name, NULL);
+	cr_assert(ne(ptr, s, NULL), "%s", strerror(errno));
+	cr_assert(eq(u32, bt_kmes_session__kind(s), BT_KMES_RING_TASK));
+	cr_assert(eq(u64, bt_kmes_session__capacity(s), 131072ull));
+	slot = bt_kmes_session__add_slot(s, 4242);
+	cr_assert(eq(int, slot, 0));
+	tu_payload(big, sizeof(big), 1);
+	errno = 0;
+	cr_assert(eq(int, kmes_emit(s, 0, "bt.test", 7, big, sizeof(big)), -1));
+	cr_assert(eq(int, errno, ENOSPC));	/* the stored 4096 limit */
+	bt_kmes_session__close(s);
+}
+
+/* The config file is input like any other: garbage is refused. */
+Test(kmes_session, a_malformed_config_file_is_eproto_and_named)
+{
+	const char *name = tu_name("badcfg");
+	struct bt_kmes_session *s = tu_create(name, 65536, 1);
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/config", bt_kmes_session__path(s));
+	bt_kmes_session__close(s);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	cr_assert(ge(int, fd, 0));
+	cr_assert(eq(int, (int)write(fd, "btrail-kmes-session 1\nkind 9\n", 29),
+		     29));
+	close(fd);
+	tu_log_capture();
+	errno = 0;
+	cr_assert(eq(ptr, bt_kmes_session__open(name, NULL), NULL));
+	cr_assert(eq(int, errno, EPROTO));
+	cr_assert(strstr(tu_log_text(), "config") != NULL, "%s", tu_log_text());
+}

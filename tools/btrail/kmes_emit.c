@@ -238,6 +238,11 @@ int kmes_do_emit(int argc, char **argv)
 		return BT_EXIT_FAIL;
 	}
 	per_task = bt_kmes_session__kind(s) == BT_KMES_RING_TASK;
+	if (bt_kmes_session__slots(s) == 0) {
+		err_msg("kmes emit: %s has no rings yet", argv[optind]);
+		bt_kmes_session__close(s);
+		return BT_EXIT_FAIL;
+	}
 	nj = all ? bt_kmes_session__slots(s) : 1;
 	if (nj == 0 || (!all && slot != SLOT_CURRENT &&
 			slot >= bt_kmes_session__slots(s))) {
