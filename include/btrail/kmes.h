@@ -477,8 +477,9 @@ BT_API size_t bt_kmes_payload_fill(void *buf, size_t size, uint64_t seq,
 
 /*
  * bt_kmes_payload_check() - parse @buf with msgpack-c and verify it.
- * Returns 1 with *@seq set for a checked payload whose checksum holds,
- * 0 for a valid small (unchecked) payload, -1 for anything else.
+ * Returns 1 with *@seq set (when @seq is not NULL) for a checked payload
+ * whose checksum holds, 0 for a valid small (unchecked) payload, -1 for
+ * anything else.
  */
 BT_API int bt_kmes_payload_check(const void *buf, size_t size, uint64_t *seq);
 

@@ -18,7 +18,8 @@
  *   STORE event bytes                     COPY event bytes
  *   STORE_SEQ_CST(write_pos)      (B)     FENCE_ACQUIRE                 (E)
  *   LOAD_SEQ_CST(need_wake)       (D)     tp2 = LOAD_RELAXED(tail_pos)
- *   if set: futex_counter++ (release), FUTEX_WAKE
+ *   if set: XCHG_SEQ_CST(need_wake, 0), futex_counter++ (release),
+ *           FUTEX_WAKE
  *
  *   wait: STORE_SEQ_CST(need_wake = 1) (F); c = LOAD_ACQUIRE(futex_counter);
  *         LOAD_SEQ_CST(write_pos) (G); FUTEX_WAIT(c)

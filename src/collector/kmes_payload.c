@@ -145,7 +145,8 @@ int bt_kmes_payload_check(const void *buf, size_t size, uint64_t *seq)
 	if (payload_sum(s->via.u64, (const unsigned char *)pad->via.bin.ptr,
 			pad->via.bin.size) != c->via.u64)
 		goto out;
-	*seq = s->via.u64;
+	if (seq)
+		*seq = s->via.u64;
 	ret = 1;
 out:
 	msgpack_unpacked_destroy(&up);

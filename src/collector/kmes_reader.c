@@ -349,6 +349,8 @@ static void fill_event(struct rslot *s, const struct kmes_hdr *h,
 /* One event from @s: 1, 0 when drained, or -BT_ERRNO_CORRUPT. */
 static int rslot_read(struct rslot *s, struct bt_kmes_event *ev)
 {
+	unsigned reloads = 0;
+
 	for (;;) {
 		uint64_t wp, tp, avail;
 		const unsigned char *p;
@@ -366,13 +368,16 @@ static int rslot_read(struct rslot *s, struct bt_kmes_event *ev)
 		tp = atomic_load_explicit(&s->pp->tail_pos,
 					  memory_order_acquire);
 		/*
-		 * tail_pos never passes the published write_pos, but a
-		 * write_pos loaded before tail_pos may be older than it: load
-		 * it again before calling the pair inconsistent.
+		 * write_pos is loaded before tail_pos, so wp - tp can only
+		 * look smaller than it is: over capacity, the page is bad.
+		 * tail_pos never passes the published write_pos, but the
+		 * write_pos we loaded may be older than tail_pos: load both
+		 * again, in the same order, before calling them inconsistent
+		 * (loading only write_pos again could show wp - tp over
+		 * capacity for a moment).
 		 */
-		if (tp > wp)
-			wp = atomic_load_explicit(&s->pp->write_pos,
-						  memory_order_acquire);
+		if (tp > wp && reloads++ < 8)
+			continue;
 		if (tp > wp || wp - tp > s->cap) {
 			if (!s->bad_positions) {
 				s->bad_positions = true;
@@ -431,6 +436,8 @@ static int rslot_read(struct rslot *s, struct bt_kmes_event *ev)
 
 		kmes_hdr_decode(s->buf, &h);
 		why = kmes_hdr_check(&h, avail, s->cap);
+		if (!why && h.event_size != esz)
+			why = "event_size differs from the one checked";
 		if (!why && s->pp->x_kind == BT_KMES_RING_CPU &&
 		    h.cpu_id != s->pp->cpu_id)
 			why = "cpu_id differs from the ring's";

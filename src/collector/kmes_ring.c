@@ -486,6 +486,16 @@ void kmes_ring_notify(struct kmes_producer_page *pp,
 	 */
 	if (!atomic_load_explicit(need_wake, memory_order_seq_cst))
 		return;
+	/*
+	 * Take the request: the spec leaves need_wake set until the woken
+	 * consumer clears it, so every emit in between (tens of µs on a VM)
+	 * paid a FUTEX_WAKE. Whoever set it before this exchange is woken by
+	 * the wake below (the counter moves after it); whoever sets it after
+	 * re-checks write_pos after its seq_cst store and sees this publish.
+	 * A consumer page is advisory (§5.1.7), so the producer may write it.
+	 */
+	if (!atomic_exchange_explicit(need_wake, 0, memory_order_seq_cst))
+		return;
 	kmes_ring_wake_all(pp);
 }
 

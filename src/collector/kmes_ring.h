@@ -96,7 +96,8 @@ void kmes_ring_close(struct kmes_ring *r);
 
 /*
  * Wake every consumer sleeping on @pp's futex if one asked to be woken
- * (need_wake at @need_wake). Called after a publish.
+ * (need_wake at @need_wake), taking the request (need_wake back to 0).
+ * Called after a publish.
  */
 void kmes_ring_notify(struct kmes_producer_page *pp,
 		      _Atomic uint8_t *need_wake);
