@@ -1022,6 +1022,14 @@ Test(kmes_reader, a_corrupt_header_is_reported_and_reading_resyncs_at_tail_pos,
 		int ret;
 
 		fz_restore(f);
+		/*
+		 * Damage first: the reader copies committed bytes in bursts
+		 * and rightly returns what was intact when it copied it.
+		 */
+		fz_break_header(f, k, &rng);
+		p = f->base + KMES_DATA_OFFSET + (f->pos[k] & (f->cap - 1));
+		if (!fz_header_bad(p, f->wp - f->pos[k], f->cap))
+			continue;		/* still valid: rare */
 		r = bt_kmes_reader__new_mapped(f->base, f->cap, 0);
 		cr_assert(ne(ptr, r, NULL));
 		/* Sometimes the reader is already part-way through. */
@@ -1029,12 +1037,6 @@ Test(kmes_reader, a_corrupt_header_is_reported_and_reading_resyncs_at_tail_pos,
 		for (i = 0; i < pre; i++) {
 			cr_assert(eq(int, bt_kmes_reader__next(r, &ev), 1));
 			cr_assert(eq(u64, ev.sequence, f->seq[i]));
-		}
-		fz_break_header(f, k, &rng);
-		p = f->base + KMES_DATA_OFFSET + (f->pos[k] & (f->cap - 1));
-		if (!fz_header_bad(p, f->wp - f->pos[k], f->cap)) {
-			bt_kmes_reader__free(r);	/* still valid: rare */
-			continue;
 		}
 		checked++;
 		/* Every event before the bad one, then the report. */
