@@ -116,7 +116,7 @@ check: all
 	$(Q)BTRAIL_BIN=$(abspath $(CLI)) BTRAIL_SRCDIR=$(CURDIR) \
 		LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 		$(RUNNER) --jobs $(or $(JOBS),2) $(TESTFLAGS)
-	$(Q)scripts/installcheck.sh $(BUILD)
+	$(Q)SAN_FLAGS="$(SAN_FLAGS)" scripts/installcheck.sh $(BUILD)
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory check

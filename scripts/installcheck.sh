@@ -4,10 +4,13 @@
 # a user of `make install PREFIX=...` does.
 set -eu
 build=${1:-build}
+# A sanitized library needs the sanitizer runtime in the program too.
+san=${SAN_FLAGS:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-make --no-print-directory -s install PREFIX="$tmp/usr" BUILD="$build" >/dev/null
+make --no-print-directory -s install PREFIX="$tmp/usr" BUILD="$build" \
+	SANITIZE="$([ -n "$san" ] && echo 1)" >/dev/null
 test -x "$tmp/usr/bin/btrail"
 test -f "$tmp/usr/share/man/man1/btrail.1"
 "$tmp/usr/bin/btrail" --version >/dev/null
@@ -31,10 +34,10 @@ int main(void)
 C
 export PKG_CONFIG_PATH="$tmp/usr/lib/pkgconfig"
 # shellcheck disable=SC2046
-cc -o "$tmp/user-dyn" "$tmp/user.c" $(pkg-config --cflags --libs btrail)
+cc $san -o "$tmp/user-dyn" "$tmp/user.c" $(pkg-config --cflags --libs btrail)
 LD_LIBRARY_PATH="$tmp/usr/lib" "$tmp/user-dyn"
 # shellcheck disable=SC2046
-cc -o "$tmp/user-static" "$tmp/user.c" $(pkg-config --cflags btrail) \
+cc $san -o "$tmp/user-static" "$tmp/user.c" $(pkg-config --cflags btrail) \
 	"$tmp/usr/lib/libbtrail.a" $(pkg-config --libs --static btrail | sed 's/-lbtrail//')
 "$tmp/user-static"
 # Only the API is exported from the shared library.
