@@ -70,6 +70,7 @@ struct bt_kmes_session *tu_create(const char *name, uint64_t capacity,
 static char logbuf[65536];
 static size_t loglen;
 
+__attribute__((format(printf, 2, 0)))
 static void capture(enum bt_log_level level, const char *fmt, va_list ap)
 {
 	int n;

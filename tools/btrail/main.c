@@ -91,6 +91,7 @@ int cmd_select(const struct cmd *table, const char *group, int argc,
 	return BT_EXIT_USAGE;
 }
 
+__attribute__((format(printf, 2, 0)))
 static void print_lib(enum bt_log_level level, const char *fmt, va_list ap)
 {
 	if ((int)level > verbose)
