@@ -31,49 +31,8 @@
 #define CAP_128K	131072u
 #define CAP_256K	262144u
 #define EV_TYPE		"t.attach"
-#define EV_TYPE_LEN	8u
 
 /* ---- Helpers ------------------------------------------------------------ */
-
-static uint16_t rd16(const unsigned char *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint32_t rd32(const unsigned char *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint64_t rd64(const unsigned char *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-/* Positions are published with release stores: load them with acquire. */
-static uint64_t ld_pos(const unsigned char *base, unsigned off)
-{
-	return __atomic_load_n((const uint64_t *)(const void *)(base + off),
-			       __ATOMIC_ACQUIRE);
-}
-
-static bool all_zero(const unsigned char *p, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		if (p[i])
-			return false;
-	}
-	return true;
-}
 
 /* The lowest free descriptor: a leaked fd moves it. */
 static int lowest_free_fd(void)
@@ -83,39 +42,6 @@ static int lowest_free_fd(void)
 	cr_assert(ge(int, fd, 0));
 	close(fd);
 	return fd;
-}
-
-/* Emit one event of exactly @size bytes (header included) on @slot. */
-static void emit_sized(struct bt_kmes_session *s, uint32_t slot, uint32_t size)
-{
-	static unsigned char buf[32768];
-	uint32_t plen = size - KMES_HDR_FIXED - EV_TYPE_LEN;
-
-	cr_assert(size > KMES_HDR_FIXED + EV_TYPE_LEN && plen <= sizeof(buf));
-	tu_payload(buf, plen, bt_kmes_session__last_sequence(s, slot) + 1);
-	cr_assert(eq(int, kmes_emit(s, slot, EV_TYPE, EV_TYPE_LEN, buf, plen), 0),
-		  "kmes_emit(slot %u, %u bytes): %s", slot, size,
-		  strerror(errno));
-}
-
-/* attach + map @slot of @name; the fd is closed, the mapping kept. */
-static unsigned char *map_slot(const char *name, uint32_t slot,
-			       uint64_t *cap_out)
-{
-	uint64_t cap = 0;
-	void *base;
-	int fd;
-
-	fd = kmes_attach(name, slot, &cap);
-	cr_assert(ge(int, fd, 0), "kmes_attach(%s, %u): %s", name, slot,
-		  strerror(errno));
-	base = kmes_map(fd, cap);
-	cr_assert(ne(ptr, base, NULL), "kmes_map(%s, %u): %s", name, slot,
-		  strerror(errno));
-	close(fd);
-	if (cap_out)
-		*cap_out = cap;
-	return base;
 }
 
 /*
@@ -128,8 +54,8 @@ typedef void (*ev_fn)(const unsigned char *ev, void *arg);
 static size_t walk_events(const unsigned char *base, uint64_t cap,
 			  ev_fn fn, void *arg)
 {
-	uint64_t wp = ld_pos(base, KMES_OFF_WRITE_POS);
-	uint64_t pos = ld_pos(base, KMES_OFF_TAIL_POS);
+	uint64_t wp = tu_ld64(base, KMES_OFF_WRITE_POS);
+	uint64_t pos = tu_ld64(base, KMES_OFF_TAIL_POS);
 	size_t n = 0;
 
 	cr_assert(le(u64, pos, wp));
@@ -137,14 +63,14 @@ static size_t walk_events(const unsigned char *base, uint64_t cap,
 	while (pos < wp) {
 		const unsigned char *ev = base + KMES_DATA_OFFSET +
 					  (pos & (cap - 1));
-		uint32_t esz = rd32(ev + KMES_EV_EVENT_SIZE);
-		uint32_t hsz = rd32(ev + KMES_EV_HEADER_SIZE);
+		uint32_t esz = tu_rd32(ev + KMES_EV_EVENT_SIZE);
+		uint32_t hsz = tu_rd32(ev + KMES_EV_HEADER_SIZE);
 
 		cr_assert(ge(u32, esz, KMES_HDR_FIXED), "event at %" PRIu64, pos);
 		cr_assert(le(u64, (uint64_t)esz, wp - pos));
 		cr_assert(le(u64, (uint64_t)esz, cap / 2));
 		cr_assert(eq(u32, hsz, KMES_HDR_FIXED +
-				       rd16(ev + KMES_EV_TYPE_LEN)));
+				       tu_rd16(ev + KMES_EV_TYPE_LEN)));
 		cr_assert(le(u32, hsz, esz));
 		if (fn)
 			fn(ev, arg);
@@ -268,12 +194,12 @@ Test(kmes_attach, the_mapping_is_8192_plus_twice_the_capacity_with_magic_version
 	uint64_t cap;
 	uintptr_t lo;
 
-	base = map_slot(name, 0, &cap);
+	base = tu_map_slot(name, 0, &cap);
 	cr_assert(eq(u64, cap, CAP_128K));
 	cr_assert(eq(int, memcmp(base, "\x4b\x4d\x45\x53\x52\x49\x4e\x47", 8), 0));
-	cr_assert(eq(u32, rd32(base + KMES_OFF_VERSION), 1));
-	cr_assert(eq(u64, rd64(base + KMES_OFF_DATA_OFFSET), 8192));
-	cr_assert(eq(u64, rd64(base + KMES_OFF_CAPACITY), cap));
+	cr_assert(eq(u32, tu_rd32(base + KMES_OFF_VERSION), 1));
+	cr_assert(eq(u64, tu_rd64(base + KMES_OFF_DATA_OFFSET), 8192));
+	cr_assert(eq(u64, tu_rd64(base + KMES_OFF_CAPACITY), cap));
 
 	/* Exactly 8192 + 2 * capacity bytes of the session's files. */
 	lo = (uintptr_t)base;
@@ -293,22 +219,23 @@ Test(kmes_attach, metadata_cpu_id_is_the_attached_slot_and_its_events_carry_it)
 
 	for (uint32_t slot = 0; slot < 3; slot++) {
 		for (uint32_t i = 0; i <= slot; i++)
-			emit_sized(s, slot, 200 + 10 * i);
+			tu_emit_sized(s, slot, EV_TYPE, 200 + 10 * i);
 	}
 	for (uint32_t slot = 0; slot < 3; slot++) {
 		uint64_t cap, wp, pos;
-		unsigned char *base = map_slot(name, slot, &cap);
+		unsigned char *base = tu_map_slot(name, slot, &cap);
 		size_t n = 0;
 
-		cr_assert(eq(u16, rd16(base + KMES_OFF_CPU_ID), (uint16_t)slot));
-		wp = ld_pos(base, KMES_OFF_WRITE_POS);
-		for (pos = ld_pos(base, KMES_OFF_TAIL_POS); pos < wp; n++) {
+		cr_assert(eq(u16, tu_rd16(base + KMES_OFF_CPU_ID),
+			     (uint16_t)slot));
+		wp = tu_ld64(base, KMES_OFF_WRITE_POS);
+		for (pos = tu_ld64(base, KMES_OFF_TAIL_POS); pos < wp; n++) {
 			const unsigned char *ev = base + KMES_DATA_OFFSET +
 						  (pos & (cap - 1));
 
-			cr_assert(eq(u16, rd16(ev + KMES_EV_CPU_ID),
+			cr_assert(eq(u16, tu_rd16(ev + KMES_EV_CPU_ID),
 				     (uint16_t)slot));
-			pos += rd32(ev + KMES_EV_EVENT_SIZE);
+			pos += tu_rd32(ev + KMES_EV_EVENT_SIZE);
 		}
 		cr_assert(eq(sz, n, (size_t)slot + 1));
 		kmes_unmap(base, cap);
@@ -324,16 +251,20 @@ Test(kmes_attach, reserved0_to_reserved4_read_zero)
 
 	/* Through a wrap, so every producer field has moved. */
 	for (int i = 0; i < 200; i++)
-		emit_sized(s, 1, 1000);
+		tu_emit_sized(s, 1, EV_TYPE, 1000);
 	for (uint32_t slot = 0; slot < 2; slot++) {
 		uint64_t cap;
-		unsigned char *base = map_slot(name, slot, &cap);
+		unsigned char *base = tu_map_slot(name, slot, &cap);
 
-		cr_assert(all_zero(base + KMES_OFF_RESERVED0, 2), "reserved0");
-		cr_assert(all_zero(base + KMES_OFF_RESERVED1, 24), "reserved1");
-		cr_assert(all_zero(base + KMES_OFF_RESERVED2, 48), "reserved2");
-		cr_assert(all_zero(base + KMES_OFF_RESERVED3, 60), "reserved3");
-		cr_assert(all_zero(base + KMES_OFF_NEED_WAKE + 1, 4095),
+		cr_assert(tu_all_zero(base + KMES_OFF_RESERVED0, 2),
+			  "reserved0");
+		cr_assert(tu_all_zero(base + KMES_OFF_RESERVED1, 24),
+			  "reserved1");
+		cr_assert(tu_all_zero(base + KMES_OFF_RESERVED2, 48),
+			  "reserved2");
+		cr_assert(tu_all_zero(base + KMES_OFF_RESERVED3, 60),
+			  "reserved3");
+		cr_assert(tu_all_zero(base + KMES_OFF_NEED_WAKE + 1, 4095),
 			  "reserved4");
 		kmes_unmap(base, cap);
 	}
@@ -348,8 +279,8 @@ Test(kmes_attach, writes_to_the_producer_page_or_the_data_fault)
 	unsigned char *base;
 	uint64_t cap;
 
-	emit_sized(s, 0, 300);
-	base = map_slot(name, 0, &cap);
+	tu_emit_sized(s, 0, EV_TYPE, 300);
+	base = tu_map_slot(name, 0, &cap);
 	assert_write_faults(base + KMES_OFF_MAGIC, "the magic");
 	assert_write_faults(base + KMES_OFF_WRITE_POS, "write_pos");
 	assert_write_faults(base + KMES_OFF_FUTEX, "futex_counter");
@@ -363,8 +294,8 @@ Test(kmes_attach, writes_to_the_producer_page_or_the_data_fault)
 			    "the last byte of the mapping");
 	/* Nothing a child tried reached the ring. */
 	cr_assert(eq(int, memcmp(base, KMES_MAGIC, KMES_MAGIC_LEN), 0));
-	cr_assert(eq(u64, ld_pos(base, KMES_OFF_WRITE_POS), 300));
-	cr_assert(eq(u32, rd32(base + KMES_DATA_OFFSET), 300));
+	cr_assert(eq(u64, tu_ld64(base, KMES_OFF_WRITE_POS), 300));
+	cr_assert(eq(u32, tu_rd32(base + KMES_DATA_OFFSET), 300));
 	kmes_unmap(base, cap);
 	bt_kmes_session__close(s);
 }
@@ -421,9 +352,9 @@ Test(kmes_attach, need_wake_is_writable_and_shared_by_the_consumers_of_a_slot)
 	uint64_t cap;
 	int code, status, ok;
 
-	a = map_slot(name, 0, &cap);
-	b = map_slot(name, 0, &cap);
-	other = map_slot(name, 1, &cap);
+	a = tu_map_slot(name, 0, &cap);
+	b = tu_map_slot(name, 0, &cap);
+	other = tu_map_slot(name, 1, &cap);
 
 	/* A child's write succeeds (it exits normally) ... */
 	status = write_in_child(a + KMES_OFF_NEED_WAKE, &code);
@@ -466,10 +397,10 @@ Test(kmes_attach, the_data_region_is_mapped_twice_in_a_row)
 
 	/* 999-byte events wrap the ring three times and straddle its end. */
 	for (int i = 0; i < 200; i++)
-		emit_sized(s, 0, 999);
-	base = map_slot(name, 0, &cap);
+		tu_emit_sized(s, 0, EV_TYPE, 999);
+	base = tu_map_slot(name, 0, &cap);
 	d = base + KMES_DATA_OFFSET;
-	wp = ld_pos(base, KMES_OFF_WRITE_POS);
+	wp = tu_ld64(base, KMES_OFF_WRITE_POS);
 	cr_assert(gt(u64, wp, 3 * cap), "the ring has wrapped");
 	for (k = 0; k < cap; k++) {
 		if (d[k] != d[cap + k])
@@ -477,17 +408,17 @@ Test(kmes_attach, the_data_region_is_mapped_twice_in_a_row)
 	}
 	cr_assert(eq(u64, k, cap), "byte %" PRIu64 " differs", k);
 	/* An event crossing the physical end reads back whole. */
-	for (pos = ld_pos(base, KMES_OFF_TAIL_POS); pos < wp; pos += 999) {
+	for (pos = tu_ld64(base, KMES_OFF_TAIL_POS); pos < wp; pos += 999) {
 		uint64_t off = pos & (cap - 1), seq;
 		const unsigned char *ev = d + off;
-		uint32_t hsz = rd32(ev + KMES_EV_HEADER_SIZE);
+		uint32_t hsz = tu_rd32(ev + KMES_EV_HEADER_SIZE);
 
-		cr_assert(eq(u32, rd32(ev + KMES_EV_EVENT_SIZE), 999));
+		cr_assert(eq(u32, tu_rd32(ev + KMES_EV_EVENT_SIZE), 999));
 		if (off + 999 > cap)
 			straddled = true;
 		cr_assert(eq(int, bt_kmes_payload_check(ev + hsz, 999 - hsz,
 							&seq), 1));
-		cr_assert(eq(u64, seq, rd64(ev + KMES_EV_SEQUENCE)));
+		cr_assert(eq(u64, seq, tu_rd64(ev + KMES_EV_SEQUENCE)));
 	}
 	cr_assert(straddled, "some event must cross the physical end");
 	kmes_unmap(base, cap);
@@ -594,7 +525,7 @@ Test(kmes_attach, two_attaches_give_distinct_fds_that_see_the_same_events)
 	unsigned char *m1, *m2;
 	int fd1, fd2;
 
-	emit_sized(s, 0, 400);
+	tu_emit_sized(s, 0, EV_TYPE, 400);
 	fd1 = kmes_attach(name, 0, &cap1);
 	fd2 = kmes_attach(name, 0, &cap2);
 	cr_assert(ge(int, fd1, 0));
@@ -613,10 +544,10 @@ Test(kmes_attach, two_attaches_give_distinct_fds_that_see_the_same_events)
 	cr_assert(ne(ptr, m2, NULL));
 	cr_assert(ne(ptr, m1, m2));
 	for (int i = 0; i < 10; i++)
-		emit_sized(s, 0, 300 + i);
-	wp = ld_pos(m1, KMES_OFF_WRITE_POS);
+		tu_emit_sized(s, 0, EV_TYPE, 300 + i);
+	wp = tu_ld64(m1, KMES_OFF_WRITE_POS);
 	cr_assert(eq(u64, wp, 400 + 10 * 300 + 45));
-	cr_assert(eq(u64, ld_pos(m2, KMES_OFF_WRITE_POS), wp));
+	cr_assert(eq(u64, tu_ld64(m2, KMES_OFF_WRITE_POS), wp));
 	cr_assert(eq(sz, walk_events(m1, cap1, NULL, NULL), 11));
 	cr_assert(eq(sz, walk_events(m2, cap2, NULL, NULL), 11));
 	cr_assert(eq(int, memcmp(m1 + KMES_DATA_OFFSET, m2 + KMES_DATA_OFFSET,
@@ -625,8 +556,8 @@ Test(kmes_attach, two_attaches_give_distinct_fds_that_see_the_same_events)
 	/* Letting go of one leaves the other working. */
 	close(fd1);
 	kmes_unmap(m1, cap1);
-	emit_sized(s, 0, 500);
-	cr_assert(eq(u64, ld_pos(m2, KMES_OFF_WRITE_POS), wp + 500));
+	tu_emit_sized(s, 0, EV_TYPE, 500);
+	cr_assert(eq(u64, tu_ld64(m2, KMES_OFF_WRITE_POS), wp + 500));
 	cr_assert(eq(sz, walk_events(m2, cap2, NULL, NULL), 12));
 	close(fd2);
 	kmes_unmap(m2, cap2);
@@ -650,7 +581,7 @@ Test(kmes_attach, the_capacity_written_equals_the_metadata_capacity)
 		cr_assert(eq(u64, cap, caps[i]));
 		base = kmes_map(fd, cap);
 		cr_assert(ne(ptr, base, NULL));
-		cr_assert(eq(u64, rd64(base + KMES_OFF_CAPACITY), cap));
+		cr_assert(eq(u64, tu_rd64(base + KMES_OFF_CAPACITY), cap));
 		close(fd);
 		kmes_unmap(base, cap);
 		bt_kmes_session__close(s);
@@ -914,7 +845,7 @@ Test(kmes_attach, unmap_rejects_a_null_base_or_a_bad_capacity_with_einval)
 	errno = 0;
 	cr_assert(eq(int, kmes_unmap(NULL, CAP_64K), -1));
 	cr_assert(eq(int, errno, EINVAL));
-	base = map_slot(name, 0, &cap);
+	base = tu_map_slot(name, 0, &cap);
 	errno = 0;
 	cr_assert(eq(int, kmes_unmap(base, 12345), -1));
 	cr_assert(eq(int, errno, EINVAL));
@@ -935,13 +866,13 @@ Test(kmes_attach, a_mapping_outlives_its_fd_and_the_producer)
 	uint64_t cap;
 
 	for (int i = 0; i < 5; i++)
-		emit_sized(s, 0, 256);
-	base = map_slot(name, 0, &cap);	/* the fd is closed already */
+		tu_emit_sized(s, 0, EV_TYPE, 256);
+	base = tu_map_slot(name, 0, &cap);	/* the fd is closed already */
 	bt_kmes_session__close(s);
 	cr_assert(eq(sz, walk_events(base, cap, NULL, NULL), 5));
-	cr_assert(eq(u64, ld_pos(base, KMES_OFF_WRITE_POS), 5 * 256));
+	cr_assert(eq(u64, tu_ld64(base, KMES_OFF_WRITE_POS), 5 * 256));
 	/* A consumer attaching after the producer left sees every event. */
-	late = map_slot(name, 0, &cap);
+	late = tu_map_slot(name, 0, &cap);
 	cr_assert(eq(sz, walk_events(late, cap, NULL, NULL), 5));
 	cr_assert(eq(int, memcmp(base + KMES_DATA_OFFSET,
 				 late + KMES_DATA_OFFSET, 5 * 256), 0));

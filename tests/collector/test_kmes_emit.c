@@ -45,45 +45,6 @@ static const unsigned char small[] = { 0x81, 0xa1, 'k', 0x01 };
 
 /* ---- Helpers ------------------------------------------------------------ */
 
-static uint16_t rd16(const unsigned char *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint32_t rd32(const unsigned char *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint64_t rd64(const unsigned char *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint64_t ld_pos(const unsigned char *base, unsigned off)
-{
-	return __atomic_load_n((const uint64_t *)(const void *)(base + off),
-			       __ATOMIC_ACQUIRE);
-}
-
-static bool all_zero(const unsigned char *p, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		if (p[i])
-			return false;
-	}
-	return true;
-}
-
 /* A session with options; destroyed at exit. */
 static struct bt_kmes_session *create_opts(const char *name,
 					   struct bt_kmes_session_opts *o)
@@ -105,23 +66,6 @@ static struct bt_kmes_session *create_rate(const char *name, uint32_t rate)
 	};
 
 	return create_opts(name, &o);
-}
-
-static unsigned char *map_slot(const char *name, uint32_t slot,
-			       uint64_t *cap_out)
-{
-	uint64_t cap = 0;
-	void *base;
-	int fd;
-
-	fd = kmes_attach(name, slot, &cap);
-	cr_assert(ge(int, fd, 0), "kmes_attach(%s, %u): %s", name, slot,
-		  strerror(errno));
-	base = kmes_map(fd, cap);
-	cr_assert(ne(ptr, base, NULL), "kmes_map: %s", strerror(errno));
-	close(fd);
-	*cap_out = cap;
-	return base;
 }
 
 /* One decoded event; type and payload point into the mapping. */
@@ -151,9 +95,9 @@ static struct ring *ring_read(const char *name, uint32_t slot)
 	uint64_t wp, pos;
 
 	cr_assert(ne(ptr, r, NULL));
-	r->base = map_slot(name, slot, &r->cap);
-	wp = ld_pos(r->base, KMES_OFF_WRITE_POS);
-	pos = ld_pos(r->base, KMES_OFF_TAIL_POS);
+	r->base = tu_map_slot(name, slot, &r->cap);
+	wp = tu_ld64(r->base, KMES_OFF_WRITE_POS);
+	pos = tu_ld64(r->base, KMES_OFF_TAIL_POS);
 	cr_assert(le(u64, pos, wp));
 	cr_assert(le(u64, wp - pos, r->cap));
 	while (pos < wp) {
@@ -163,16 +107,16 @@ static struct ring *ring_read(const char *name, uint32_t slot)
 
 		cr_assert(lt(sz, r->n, (size_t)MAXEV));
 		e->pos = pos;
-		e->size = rd32(p + KMES_EV_EVENT_SIZE);
-		e->hsize = rd32(p + KMES_EV_HEADER_SIZE);
-		e->ts = rd64(p + KMES_EV_TIMESTAMP);
-		e->seq = rd64(p + KMES_EV_SEQUENCE);
-		e->cpu = rd16(p + KMES_EV_CPU_ID);
+		e->size = tu_rd32(p + KMES_EV_EVENT_SIZE);
+		e->hsize = tu_rd32(p + KMES_EV_HEADER_SIZE);
+		e->ts = tu_rd64(p + KMES_EV_TIMESTAMP);
+		e->seq = tu_rd64(p + KMES_EV_SEQUENCE);
+		e->cpu = tu_rd16(p + KMES_EV_CPU_ID);
 		e->origin = p[KMES_EV_ORIGIN];
 		memcpy(e->eff, p + KMES_EV_EFFECTIVE_GUID, 16);
 		memcpy(e->tru, p + KMES_EV_TRUE_GUID, 16);
 		memcpy(e->proc, p + KMES_EV_PROCESS_GUID, 16);
-		e->tlen = rd16(p + KMES_EV_TYPE_LEN);
+		e->tlen = tu_rd16(p + KMES_EV_TYPE_LEN);
 		e->type = p + KMES_EV_TYPE;
 		cr_assert(ge(u32, e->size, KMES_HDR_FIXED), "event at %" PRIu64,
 			  pos);
@@ -195,7 +139,7 @@ static void ring_free(struct ring *r)
 static uint64_t ext64(const char *name, uint32_t slot, unsigned off)
 {
 	uint64_t cap, v;
-	unsigned char *base = map_slot(name, slot, &cap);
+	unsigned char *base = tu_map_slot(name, slot, &cap);
 
 	v = __atomic_load_n((const uint64_t *)(const void *)(base + off),
 			    __ATOMIC_RELAXED);
@@ -208,6 +152,14 @@ static void emit_ok(struct bt_kmes_session *s, uint32_t slot)
 	cr_assert(eq(int, kmes_emit(s, slot, EVT, EVT_LEN, small,
 				    sizeof(small)), 0),
 		  "kmes_emit: %s", strerror(errno));
+}
+
+/* @n batch entries, each the small event of emit_ok(). */
+static void fill_small(struct kmes_emit_entry *e, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		e[i] = (struct kmes_emit_entry){ EVT, EVT_LEN, small,
+						 sizeof(small) };
 }
 
 /* kmes_emit() must fail with @err. */
@@ -307,7 +259,7 @@ Test(kmes_emit, event_size_is_header_plus_payload_and_events_are_back_to_back)
 		cr_assert(eq(u32, r->ev[i].plen, plens[i]));
 		pos += r->ev[i].size;
 	}
-	cr_assert(eq(u64, ld_pos(r->base, KMES_OFF_WRITE_POS), pos));
+	cr_assert(eq(u64, tu_ld64(r->base, KMES_OFF_WRITE_POS), pos));
 	ring_free(r);
 	bt_kmes_session__close(s);
 }
@@ -451,8 +403,8 @@ Test(kmes_emit, a_non_impersonating_caller_gets_equal_effective_and_true_token_g
 	r = ring_read(name, 0);
 	cr_assert(eq(sz, r->n, 2));
 	cr_assert(eq(int, memcmp(r->ev[0].eff, r->ev[0].tru, 16), 0));
-	cr_assert(eq(int, all_zero(r->ev[0].eff, 16), 0), "the token GUID is not null");
-	cr_assert(eq(int, all_zero(r->ev[0].proc, 16), 0), "the process GUID is not null");
+	cr_assert(eq(int, tu_all_zero(r->ev[0].eff, 16), 0), "the token GUID is not null");
+	cr_assert(eq(int, tu_all_zero(r->ev[0].proc, 16), 0), "the process GUID is not null");
 	cr_assert(ne(int, memcmp(r->ev[0].proc, r->ev[0].tru, 16), 0));
 	/* One process, one identity. */
 	cr_assert(eq(int, memcmp(r->ev[1].eff, r->ev[0].eff, 16), 0));
@@ -471,9 +423,7 @@ Test(kmes_emit, batch_events_share_timestamp_and_guids_with_consecutive_sequence
 	uint32_t done = 0;
 	struct ring *r;
 
-	for (int i = 0; i < 10; i++)
-		e[i] = (struct kmes_emit_entry){ EVT, EVT_LEN, small,
-						 sizeof(small) };
+	fill_small(e, 10);
 	emit_ok(s, 0);
 	emit_ok(s, 0);
 	usleep(1000);
@@ -831,7 +781,7 @@ Test(kmes_emit, rejected_emits_spend_no_sequence_number)
 
 	emit_ok(s, 0);
 	r = ring_read(name, 0);
-	wp = ld_pos(r->base, KMES_OFF_WRITE_POS);
+	wp = tu_ld64(r->base, KMES_OFF_WRITE_POS);
 	emit_fails(s, 0, EVT, 0, small, sizeof(small), EINVAL);
 	emit_fails(s, 0, EVT, EVT_LEN, payload_of(40000), 40000, ENOSPC);
 	emit_fails(s, 0, EVT, EVT_LEN, NULL, 10, EFAULT);
@@ -841,8 +791,8 @@ Test(kmes_emit, rejected_emits_spend_no_sequence_number)
 		   (uint32_t)nest(deep, 33, false, false), EINVAL);
 	cr_assert(eq(int, kmes_emit_batch(s, 0, &bad, 1, &done), -1));
 	cr_assert(eq(u64, bt_kmes_session__last_sequence(s, 0), 1));
-	cr_assert(eq(u64, rd64(r->base + BT_KMES_XOFF_LAST_SEQ), 1));
-	cr_assert(eq(u64, ld_pos(r->base, KMES_OFF_WRITE_POS), wp),
+	cr_assert(eq(u64, tu_rd64(r->base + BT_KMES_XOFF_LAST_SEQ), 1));
+	cr_assert(eq(u64, tu_ld64(r->base, KMES_OFF_WRITE_POS), wp),
 		  "nothing was written");
 	ring_free(r);
 	emit_ok(s, 0);
@@ -904,9 +854,7 @@ Test(kmes_emit, without_a_configured_rate_nothing_is_limited)
 	static struct kmes_emit_entry e[256];
 	uint32_t done;
 
-	for (int i = 0; i < 256; i++)
-		e[i] = (struct kmes_emit_entry){ EVT, EVT_LEN, small,
-						 sizeof(small) };
+	fill_small(e, 256);
 	/* More than the spec's default of 10000 per second, at once. */
 	for (int i = 0; i < 2000; i++)
 		emit_ok(s, 0);
@@ -955,9 +903,7 @@ Test(kmes_emit, a_batch_needing_more_tokens_than_are_left_is_eagain_and_emits_no
 	struct kmes_emit_entry e[101];
 	uint32_t done = 0xcdcdcdcd;
 
-	for (int i = 0; i < 101; i++)
-		e[i] = (struct kmes_emit_entry){ EVT, EVT_LEN, small,
-						 sizeof(small) };
+	fill_small(e, 101);
 	errno = 0;
 	cr_assert(eq(int, kmes_emit_batch(s, 0, e, 101, &done), -1));
 	cr_assert(eq(int, errno, EAGAIN));
@@ -984,9 +930,7 @@ Test(kmes_emit, rate_accounting_charges_only_the_events_emitted)
 	struct kmes_emit_entry e[100];
 	uint32_t done = 0;
 
-	for (int i = 0; i < 100; i++)
-		e[i] = (struct kmes_emit_entry){ EVT, EVT_LEN, small,
-						 sizeof(small) };
+	fill_small(e, 100);
 	e[40].payload = "\xc1";
 	e[40].payload_len = 1;
 	errno = 0;
@@ -1013,9 +957,7 @@ Test(kmes_emit, batch_count_0_or_257_is_einval_and_leaves_emitted_out_untouched)
 	static struct kmes_emit_entry e[257];
 	uint32_t done = 0xcdcdcdcd;
 
-	for (int i = 0; i < 257; i++)
-		e[i] = (struct kmes_emit_entry){ EVT, EVT_LEN, small,
-						 sizeof(small) };
+	fill_small(e, 257);
 	errno = 0;
 	cr_assert(eq(int, kmes_emit_batch(s, 0, e, 0, &done), -1));
 	cr_assert(eq(int, errno, EINVAL));
@@ -1083,9 +1025,7 @@ Test(kmes_emit, a_failure_at_entry_n_emits_entries_before_it_and_reports_n)
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
 		uint32_t at = cases[c].at, done = 0xcdcdcdcd;
 
-		for (int i = 0; i < 8; i++)
-			e[i] = (struct kmes_emit_entry){ EVT, EVT_LEN, small,
-							 sizeof(small) };
+		fill_small(e, 8);
 		switch (cases[c].err) {
 		case ENOSPC:
 			e[at].payload_len = 40000;
@@ -1126,9 +1066,7 @@ Test(kmes_emit, a_full_batch_returns_0_and_counts_every_entry)
 	uint64_t total = 0;
 	struct ring *r;
 
-	for (int i = 0; i < 256; i++)
-		e[i] = (struct kmes_emit_entry){ EVT, EVT_LEN, small,
-						 sizeof(small) };
+	fill_small(e, 256);
 	for (size_t c = 0; c < 3; c++) {
 		uint32_t done = 0xcdcdcdcd;
 
@@ -1163,7 +1101,7 @@ static void watch_write_pos(const unsigned char *base, struct watch *w)
 	atomic_store(&w->ready, 1);
 	for (;;) {
 		int stop = atomic_load(&w->stop);
-		uint64_t wp = ld_pos(base, KMES_OFF_WRITE_POS);
+		uint64_t wp = tu_ld64(base, KMES_OFF_WRITE_POS);
 
 		if (wp != last) {
 			atomic_fetch_add(&w->seen, 1);
@@ -1194,7 +1132,7 @@ Test(kmes_emit, a_concurrent_reader_never_sees_part_of_a_batch, .timeout = 30)
 	for (uint32_t i = 0; i < B_EVENTS; i++)
 		e[i] = (struct kmes_emit_entry){ EVT, EVT_LEN,
 						 payload_of(plen), plen };
-	base = map_slot(name, 0, &cap);
+	base = tu_map_slot(name, 0, &cap);
 	cr_assert(le(u64, (uint64_t)B_BYTES, cap / 2), "the batch fits");
 	w = mmap(NULL, sizeof(*w), PROT_READ | PROT_WRITE,
 		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -1221,7 +1159,8 @@ Test(kmes_emit, a_concurrent_reader_never_sees_part_of_a_batch, .timeout = 30)
 	atomic_store(&w->stop, 1);
 	cr_assert(eq(int, waitpid(pid, &status, 0), pid));
 	cr_assert(eq(int, status, 0));
-	cr_assert(eq(u64, ld_pos(base, KMES_OFF_WRITE_POS), batches * B_BYTES));
+	cr_assert(eq(u64, tu_ld64(base, KMES_OFF_WRITE_POS),
+		     batches * B_BYTES));
 	cr_assert(eq(u64, atomic_load(&w->bad), 0),
 		  "write_pos %" PRIu64 " is inside a batch",
 		  atomic_load(&w->bad_pos));
@@ -1258,12 +1197,12 @@ Test(kmes_emit, emission_never_blocks_or_fails_without_a_consumer, .timeout = 30
 	}
 	cr_assert(eq(u64, bt_kmes_session__last_sequence(s, 0), n));
 	r = ring_read(name, 0);
-	cr_assert(gt(u64, ld_pos(r->base, KMES_OFF_TAIL_POS), 0));
+	cr_assert(gt(u64, tu_ld64(r->base, KMES_OFF_TAIL_POS), 0));
 	cr_assert(eq(sz, r->n, (size_t)(CAP_64K / 1000)));
 	cr_assert(eq(u64, r->ev[r->n - 1].seq, n), "the newest events survive");
 	for (size_t i = 1; i < r->n; i++)
 		cr_assert(eq(u64, r->ev[i].seq, r->ev[i - 1].seq + 1));
-	lost = rd64(r->base + BT_KMES_XOFF_LOST);
+	lost = tu_rd64(r->base + BT_KMES_XOFF_LOST);
 	cr_assert(eq(u64, lost, n - r->n), "the overwritten ones are counted");
 	ring_free(r);
 	bt_kmes_session__close(s);
@@ -1275,9 +1214,9 @@ static void watch_positions(const unsigned char *base, uint64_t cap,
 {
 	atomic_store(&w->ready, 1);
 	while (!atomic_load(&w->stop)) {
-		uint64_t tp1 = ld_pos(base, KMES_OFF_TAIL_POS);
-		uint64_t wp = ld_pos(base, KMES_OFF_WRITE_POS);
-		uint64_t tp2 = ld_pos(base, KMES_OFF_TAIL_POS);
+		uint64_t tp1 = tu_ld64(base, KMES_OFF_TAIL_POS);
+		uint64_t wp = tu_ld64(base, KMES_OFF_WRITE_POS);
+		uint64_t tp2 = tu_ld64(base, KMES_OFF_TAIL_POS);
 
 		atomic_fetch_add(&w->seen, 1);
 		/* tp1 was read first, so it may not pass wp ... */
@@ -1306,7 +1245,7 @@ Test(kmes_emit, a_batch_larger_than_the_ring_loses_its_head_on_arrival, .timeout
 	for (int i = 0; i < 256; i++)
 		e[i] = (struct kmes_emit_entry){ EVT, EVT_LEN,
 						 payload_of(plen), plen };
-	base = map_slot(name, 0, &cap);
+	base = tu_map_slot(name, 0, &cap);
 	w = mmap(NULL, sizeof(*w), PROT_READ | PROT_WRITE,
 		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	cr_assert(ne(ptr, (void *)w, MAP_FAILED));
@@ -1325,8 +1264,8 @@ Test(kmes_emit, a_batch_larger_than_the_ring_loses_its_head_on_arrival, .timeout
 
 		cr_assert(eq(int, kmes_emit_batch(s, 0, e, 256, &done), 0));
 		cr_assert(eq(u32, done, 256));
-		tp = ld_pos(base, KMES_OFF_TAIL_POS);
-		wp = ld_pos(base, KMES_OFF_WRITE_POS);
+		tp = tu_ld64(base, KMES_OFF_TAIL_POS);
+		wp = tu_ld64(base, KMES_OFF_WRITE_POS);
 		cr_assert(le(u64, tp, wp));
 		cr_assert(le(u64, wp - tp, cap));
 		cr_assert(eq(u64, wp - tp, fit * esz), "round %d", round);
@@ -1343,7 +1282,7 @@ Test(kmes_emit, a_batch_larger_than_the_ring_loses_its_head_on_arrival, .timeout
 				cr_assert(eq(int, bt_kmes_payload_check(
 					r->ev[i].payload, r->ev[i].plen, &seq), 1));
 			}
-			cr_assert(eq(u64, rd64(r->base + BT_KMES_XOFF_LOST),
+			cr_assert(eq(u64, tu_rd64(r->base + BT_KMES_XOFF_LOST),
 				     256 - fit), "the head counts as lost");
 			ring_free(r);
 		}
@@ -1393,7 +1332,7 @@ Test(kmes_emit, a_trusted_event_over_half_the_capacity_is_dropped_with_a_sequenc
 	cr_assert(eq(u64, r->ev[1].seq, 3), "the drop spent sequence 2");
 	cr_assert(eq(u64, r->ev[2].seq, 5));
 	cr_assert(eq(u32, r->ev[2].size, CAP_64K / 2));
-	cr_assert(eq(u64, rd64(r->base + BT_KMES_XOFF_LAST_SEQ), 5));
+	cr_assert(eq(u64, tu_rd64(r->base + BT_KMES_XOFF_LAST_SEQ), 5));
 	ring_free(r);
 
 	rd = bt_kmes_reader__new(name, &ro);
@@ -1414,9 +1353,7 @@ Test(kmes_emit, a_bad_middle_event_of_a_trusted_batch_is_dropped_and_the_rest_wr
 	struct kmes_emit_entry e[5];
 	struct ring *r;
 
-	for (int i = 0; i < 5; i++)
-		e[i] = (struct kmes_emit_entry){ EVT, EVT_LEN, small,
-						 sizeof(small) };
+	fill_small(e, 5);
 	e[2].payload = payload_of(CAP_64K);
 	e[2].payload_len = CAP_64K;
 	cr_assert(eq(int, bt_kmes_session__emit_trusted(s, 0, NULL, e, 5), 4));
@@ -1429,7 +1366,7 @@ Test(kmes_emit, a_bad_middle_event_of_a_trusted_batch_is_dropped_and_the_rest_wr
 	cr_assert(eq(u64, r->ev[3].seq, 5));
 	for (size_t i = 1; i < 4; i++)
 		cr_assert(eq(u64, r->ev[i].ts, r->ev[0].ts), "one timestamp");
-	cr_assert(eq(u64, rd64(r->base + BT_KMES_XOFF_DROPPED), 1));
+	cr_assert(eq(u64, tu_rd64(r->base + BT_KMES_XOFF_DROPPED), 1));
 	ring_free(r);
 	bt_kmes_session__close(s);
 }
@@ -1484,7 +1421,7 @@ Test(kmes_emit, a_stamp_with_a_cpu_sets_the_header_cpu_of_a_per_task_ring)
 	cr_assert(eq(int, kmes_emit(s, 1, EVT, EVT_LEN, small, sizeof(small)), 0));
 
 	r = ring_read(name, 1);
-	cr_assert(eq(u16, rd16(r->base + KMES_OFF_CPU_ID), 1), "the slot index");
+	cr_assert(eq(u16, tu_rd16(r->base + KMES_OFF_CPU_ID), 1), "the slot index");
 	cr_assert(eq(sz, r->n, 4));
 	cr_assert(eq(u16, r->ev[0].cpu, 7));
 	cr_assert(eq(u8, r->ev[0].origin, 3));
@@ -1507,9 +1444,7 @@ Test(kmes_emit, emit_trusted_rejects_bad_arguments_with_einval)
 		uint64_t more;
 	} big = { .st = { .sz = sizeof(big) } };
 
-	for (int i = 0; i < 257; i++)
-		e[i] = (struct kmes_emit_entry){ EVT, EVT_LEN, small,
-						 sizeof(small) };
+	fill_small(e, 257);
 	cr_assert(eq(int, bt_kmes_session__emit_trusted(NULL, 0, NULL, e, 1),
 		     -EINVAL));
 	cr_assert(eq(int, bt_kmes_session__emit_trusted(s, 2, NULL, e, 1),

@@ -37,121 +37,6 @@
 
 /* ---- Helpers ------------------------------------------------------------ */
 
-/* Emit one event of exactly @size bytes (header included) on @slot. */
-static void emit_sized(struct bt_kmes_session *s, uint32_t slot, uint32_t size)
-{
-	static unsigned char buf[65536];
-	uint32_t plen = size - EV_HDR;
-	uint64_t seq = bt_kmes_session__last_sequence(s, slot) + 1;
-
-	cr_assert(size > EV_HDR && plen <= sizeof(buf));
-	tu_payload(buf, plen, seq);
-	cr_assert(eq(int, kmes_emit(s, slot, EV_TYPE, EV_TYPE_LEN, buf, plen), 0),
-		  "kmes_emit(slot %u, %u bytes): %s", slot, size,
-		  strerror(errno));
-}
-
-static unsigned char *map_slot(const char *name, uint32_t slot,
-			       uint64_t *cap_out)
-{
-	uint64_t cap = 0;
-	void *base;
-	int fd;
-
-	fd = kmes_attach(name, slot, &cap);
-	cr_assert(ge(int, fd, 0), "kmes_attach(%s, %u): %s", name, slot,
-		  strerror(errno));
-	base = kmes_map(fd, cap);
-	cr_assert(ne(ptr, base, NULL), "kmes_map: %s", strerror(errno));
-	close(fd);
-	if (cap_out)
-		*cap_out = cap;
-	return base;
-}
-
-static uint64_t ld64(const unsigned char *base, unsigned off)
-{
-	return __atomic_load_n((const uint64_t *)(const void *)(base + off),
-			       __ATOMIC_ACQUIRE);
-}
-
-static uint32_t ld32(const unsigned char *base, unsigned off)
-{
-	return __atomic_load_n((const uint32_t *)(const void *)(base + off),
-			       __ATOMIC_ACQUIRE);
-}
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static char proc_state(pid_t pid)
-{
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return '?';
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return '?';
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : '?';
-}
-
-static void wait_until_sleeping(pid_t pid)
-{
-	for (int i = 0; i < 500 && proc_state(pid) != 'S'; i++)
-		usleep(10000);
-	usleep(50000);
-}
-
-static void read_full(int fd, void *buf, size_t len)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = read(fd, (char *)buf + done, len - done);
-
-		cr_assert(gt(long, (long)n, 0L), "short read from child");
-		done += (size_t)n;
-	}
-}
-
-static void write_full(int fd, const void *buf, size_t len)
-{
-	if (write(fd, buf, len) != (ssize_t)len)
-		_exit(99);
-}
-
-static int child_status(pid_t pid)
-{
-	int st = 0;
-
-	cr_assert(eq(int, (int)waitpid(pid, &st, 0), (int)pid));
-	cr_assert(eq(int, WIFEXITED(st) ? 1 : 0, 1), "child died (%#x)", st);
-	return WEXITSTATUS(st);
-}
-
-static uint64_t xorshift(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
-
 /*
  * The structural promises of a returned event, checked against its own
  * raw bytes: header_size == 77 + type_len, sizes within bounds, fields
@@ -203,9 +88,9 @@ static void sampler_run(struct sampler *sm, const char *name)
 		_exit(1);
 	__atomic_store_n(&sm->ready, 1, __ATOMIC_SEQ_CST);
 	while (!__atomic_load_n(&sm->done, __ATOMIC_SEQ_CST)) {
-		uint64_t wp1 = ld64(b, KMES_OFF_WRITE_POS);
-		uint64_t tp = ld64(b, KMES_OFF_TAIL_POS);
-		uint64_t wp2 = ld64(b, KMES_OFF_WRITE_POS);
+		uint64_t wp1 = tu_ld64(b, KMES_OFF_WRITE_POS);
+		uint64_t tp = tu_ld64(b, KMES_OFF_TAIL_POS);
+		uint64_t wp2 = tu_ld64(b, KMES_OFF_WRITE_POS);
 
 		/* Every load on its own only grows. */
 		if (wp1 < pwp || wp2 < wp1 || tp < ptp) {
@@ -231,8 +116,8 @@ static void sampler_run(struct sampler *sm, const char *name)
 				 (unsigned long)wp1, (unsigned long)tp);
 		}
 	}
-	sm->last_wp = ld64(b, KMES_OFF_WRITE_POS);
-	sm->last_tp = ld64(b, KMES_OFF_TAIL_POS);
+	sm->last_wp = tu_ld64(b, KMES_OFF_WRITE_POS);
+	sm->last_tp = tu_ld64(b, KMES_OFF_TAIL_POS);
 	_exit(0);
 }
 
@@ -264,17 +149,18 @@ Test(kmes_reader, positions_only_grow_and_never_span_more_than_the_capacity,
 	 * until the sampler has seen tail_pos move often (it shares the CPUs
 	 * with us and with other tests), for at most 20 s.
 	 */
-	t0 = mono_ms();
+	t0 = tu_mono_ms();
 	for (int i = 0; i < 60000 ||
 	     (__atomic_load_n(&sm->tail_moves, __ATOMIC_RELAXED) < 500 &&
-	      mono_ms() - t0 < 20000); i++) {
-		uint32_t size = EV_HDR + 20 + (uint32_t)(xorshift(&rng) % 700);
+	      tu_mono_ms() - t0 < 20000); i++) {
+		uint32_t size = EV_HDR + 20 +
+				(uint32_t)(tu_xorshift(&rng) % 700);
 
-		emit_sized(s, 0, size);
+		tu_emit_sized(s, 0, EV_TYPE, size);
 		emitted += size;
 	}
 	__atomic_store_n(&sm->done, 1, __ATOMIC_SEQ_CST);
-	cr_assert(eq(int, child_status(pid), 0));
+	cr_assert(eq(int, tu_child_status(pid), 0));
 
 	cr_log_info("%llu consistent samples, tail_pos seen moving %llu times",
 		    (unsigned long long)sm->samples,
@@ -307,11 +193,11 @@ Test(kmes_reader, after_wrapping_tail_pos_points_at_the_oldest_surviving_event)
 	uint64_t cap, tail, wp, first, pos, seq;
 
 	for (seq = 1; seq <= 1000; seq++)
-		emit_sized(s, 0, wrap_size(seq));
-	b = map_slot(name, 0, &cap);
+		tu_emit_sized(s, 0, EV_TYPE, wrap_size(seq));
+	b = tu_map_slot(name, 0, &cap);
 	d = b + KMES_DATA_OFFSET;
-	tail = ld64(b, KMES_OFF_TAIL_POS);
-	wp = ld64(b, KMES_OFF_WRITE_POS);
+	tail = tu_ld64(b, KMES_OFF_TAIL_POS);
+	wp = tu_ld64(b, KMES_OFF_WRITE_POS);
 	cr_assert(gt(u64, tail, 0ull));
 	cr_assert(le(u64, wp - tail, cap));
 
@@ -323,7 +209,7 @@ Test(kmes_reader, after_wrapping_tail_pos_points_at_the_oldest_surviving_event)
 		     EV_HDR));
 	/* It is the oldest survivor: one more would not fit. */
 	cr_assert(gt(u64, wp - tail + wrap_size(first - 1), cap));
-	cr_assert(eq(u64, ld64(b, BT_KMES_XOFF_LOST), first - 1));
+	cr_assert(eq(u64, tu_ld64(b, BT_KMES_XOFF_LOST), first - 1));
 
 	/* The chain from tail_pos: consecutive sequences, ending at wp. */
 	pos = tail;
@@ -364,16 +250,16 @@ Test(kmes_reader,
 
 	cr_assert(ne(ptr, r, NULL));
 	for (seq = 1; seq <= 10; seq++)
-		emit_sized(s, 0, wrap_size(seq));
+		tu_emit_sized(s, 0, EV_TYPE, wrap_size(seq));
 	for (seq = 1; seq <= 10; seq++) {
 		cr_assert(eq(int, bt_kmes_reader__next(r, &ev), 1));
 		cr_assert(eq(u64, ev.sequence, seq));
 	}
 	for (seq = 11; seq <= 2000; seq++)
-		emit_sized(s, 0, wrap_size(seq));
-	b = map_slot(name, 0, &cap);
+		tu_emit_sized(s, 0, EV_TYPE, wrap_size(seq));
+	b = tu_map_slot(name, 0, &cap);
 	first = bt_le64(b + KMES_DATA_OFFSET +
-			(ld64(b, KMES_OFF_TAIL_POS) & (cap - 1)) +
+			(tu_ld64(b, KMES_OFF_TAIL_POS) & (cap - 1)) +
 			KMES_EV_SEQUENCE);
 	cr_assert(gt(u64, first, 11ull));
 
@@ -418,14 +304,16 @@ Test(kmes_reader,
 		int fd, found = 0;
 
 		/* Bring write_pos to exactly @target. */
-		b = map_slot(name, 0, &cap);
-		while (target - ld64(b, KMES_OFF_WRITE_POS) >= 2000)
-			emit_sized(s, 0, 1000);
-		emit_sized(s, 0, (uint32_t)(target -
-					    ld64(b, KMES_OFF_WRITE_POS)));
-		cr_assert(eq(u64, ld64(b, KMES_OFF_WRITE_POS), target));
+		b = tu_map_slot(name, 0, &cap);
+		while (target - tu_ld64(b, KMES_OFF_WRITE_POS) >= 2000)
+			tu_emit_sized(s, 0, EV_TYPE, 1000);
+		tu_emit_sized(s, 0, EV_TYPE,
+			      (uint32_t)(target -
+					 tu_ld64(b, KMES_OFF_WRITE_POS)));
+		cr_assert(eq(u64, tu_ld64(b, KMES_OFF_WRITE_POS), target));
 		cr_assert(gt(u64, (target & (cap - 1)) + 1000, cap));
-		emit_sized(s, 0, 1000);		/* crosses the physical end */
+		/* This one crosses the physical end. */
+		tu_emit_sized(s, 0, EV_TYPE, 1000);
 		seq = bt_kmes_session__last_sequence(s, 0);
 
 		/* The bytes as stored: the end of the file, then its start. */
@@ -490,8 +378,8 @@ Test(kmes_reader,
 	pid_t pid;
 	char c;
 
-	emit_sized(s, 0, 200);
-	b = map_slot(name, 0, &cap);
+	tu_emit_sized(s, 0, EV_TYPE, 200);
+	b = tu_map_slot(name, 0, &cap);
 	cr_assert(eq(int, pipe(pfd), 0));
 	pid = fork();
 	cr_assert(ge(int, (int)pid, 0));
@@ -499,37 +387,37 @@ Test(kmes_reader,
 		/* The consumer: §4.4 with the fixed order of §10 item 6. */
 		uint32_t *word = (uint32_t *)(void *)(b + KMES_OFF_FUTEX);
 		struct timespec to = { 20, 0 };
-		uint64_t wp = ld64(b, KMES_OFF_WRITE_POS), t;
+		uint64_t wp = tu_ld64(b, KMES_OFF_WRITE_POS), t;
 
 		memset(&res, 0, sizeof(res));
 		__atomic_store_n(b + KMES_OFF_NEED_WAKE, 1, __ATOMIC_SEQ_CST);
 		res.before = __atomic_load_n(word, __ATOMIC_SEQ_CST);
-		if (ld64(b, KMES_OFF_WRITE_POS) != wp)
+		if (tu_ld64(b, KMES_OFF_WRITE_POS) != wp)
 			_exit(2);
 		c = 'r';
-		write_full(pfd[1], &c, 1);
-		t = mono_ms();
+		tu_write_full(pfd[1], &c, 1);
+		t = tu_mono_ms();
 		res.ret = (int)syscall(SYS_futex, word, FUTEX_WAIT, res.before,
 				       &to, NULL, 0);
 		res.err = res.ret < 0 ? errno : 0;
-		res.ms = mono_ms() - t;
+		res.ms = tu_mono_ms() - t;
 		res.after = __atomic_load_n(word, __ATOMIC_SEQ_CST);
 		__atomic_store_n(b + KMES_OFF_NEED_WAKE, 0, __ATOMIC_RELAXED);
-		write_full(pfd[1], &res, sizeof(res));
+		tu_write_full(pfd[1], &res, sizeof(res));
 		_exit(0);
 	}
 	close(pfd[1]);
-	read_full(pfd[0], &c, 1);
-	wait_until_sleeping(pid);
+	tu_read_full(pfd[0], &c, 1);
+	tu_wait_until_sleeping(pid);
 
-	t0 = mono_ms();
-	emit_sized(s, 0, 200);
-	read_full(pfd[0], &res, sizeof(res));
-	cr_assert(eq(int, child_status(pid), 0));
+	t0 = tu_mono_ms();
+	tu_emit_sized(s, 0, EV_TYPE, 200);
+	tu_read_full(pfd[0], &res, sizeof(res));
+	cr_assert(eq(int, tu_child_status(pid), 0));
 	cr_assert(eq(int, res.ret, 0), "FUTEX_WAIT: %s", strerror(res.err));
-	cr_assert(lt(u64, mono_ms() - t0, 5000ull), "woken by the emit");
+	cr_assert(lt(u64, tu_mono_ms() - t0, 5000ull), "woken by the emit");
 	cr_assert(eq(u32, res.after, res.before + 1));
-	cr_assert(eq(u32, ld32(b, KMES_OFF_FUTEX), res.before + 1));
+	cr_assert(eq(u32, tu_ld32(b, KMES_OFF_FUTEX), res.before + 1));
 	kmes_unmap(b, cap);
 	bt_kmes_session__close(s);
 }
@@ -543,13 +431,13 @@ Test(kmes_reader, without_need_wake_an_emit_leaves_futex_counter_unchanged)
 	uint64_t cap;
 	uint32_t c0;
 
-	b = map_slot(name, 0, &cap);
+	b = tu_map_slot(name, 0, &cap);
 	__atomic_store_n(b + KMES_OFF_NEED_WAKE, 0, __ATOMIC_SEQ_CST);
-	c0 = ld32(b, KMES_OFF_FUTEX);
+	c0 = tu_ld32(b, KMES_OFF_FUTEX);
 	for (int i = 0; i < 20; i++)
-		emit_sized(s, 0, 200);
-	cr_assert(eq(u32, ld32(b, KMES_OFF_FUTEX), c0));
-	cr_assert(eq(u64, ld64(b, KMES_OFF_WRITE_POS), 4000ull));
+		tu_emit_sized(s, 0, EV_TYPE, 200);
+	cr_assert(eq(u32, tu_ld32(b, KMES_OFF_FUTEX), c0));
+	cr_assert(eq(u64, tu_ld64(b, KMES_OFF_WRITE_POS), 4000ull));
 
 	/*
 	 * With need_wake set (any non-zero value) the next emit wakes and
@@ -557,15 +445,15 @@ Test(kmes_reader, without_need_wake_an_emit_leaves_futex_counter_unchanged)
 	 * costs no wake until a consumer asks again.
 	 */
 	__atomic_store_n(b + KMES_OFF_NEED_WAKE, 7, __ATOMIC_SEQ_CST);
-	emit_sized(s, 0, 200);
-	cr_assert(eq(u32, ld32(b, KMES_OFF_FUTEX), c0 + 1));
+	tu_emit_sized(s, 0, EV_TYPE, 200);
+	cr_assert(eq(u32, tu_ld32(b, KMES_OFF_FUTEX), c0 + 1));
 	cr_assert(eq(int, __atomic_load_n(b + KMES_OFF_NEED_WAKE,
 					  __ATOMIC_SEQ_CST), 0));
-	emit_sized(s, 0, 200);
-	cr_assert(eq(u32, ld32(b, KMES_OFF_FUTEX), c0 + 1));
+	tu_emit_sized(s, 0, EV_TYPE, 200);
+	cr_assert(eq(u32, tu_ld32(b, KMES_OFF_FUTEX), c0 + 1));
 	__atomic_store_n(b + KMES_OFF_NEED_WAKE, 1, __ATOMIC_SEQ_CST);
-	emit_sized(s, 0, 200);
-	cr_assert(eq(u32, ld32(b, KMES_OFF_FUTEX), c0 + 2));
+	tu_emit_sized(s, 0, EV_TYPE, 200);
+	cr_assert(eq(u32, tu_ld32(b, KMES_OFF_FUTEX), c0 + 2));
 	kmes_unmap(b, cap);
 	bt_kmes_session__close(s);
 }
@@ -663,17 +551,17 @@ Test(kmes_reader, from_now_skips_the_events_already_in_the_ring)
 	int n = 0;
 
 	for (int i = 0; i < 5; i++) {
-		emit_sized(s, 0, 200);
-		emit_sized(s, 1, 200);
+		tu_emit_sized(s, 0, EV_TYPE, 200);
+		tu_emit_sized(s, 1, EV_TYPE, 200);
 	}
 	r = bt_kmes_reader__new(name, &o);
 	all = bt_kmes_reader__new(name, NULL);
 	cr_assert(ne(ptr, r, NULL));
 	cr_assert(ne(ptr, all, NULL));
 	cr_assert(eq(int, bt_kmes_reader__next(r, &ev), 0));
-	emit_sized(s, 1, 200);
-	emit_sized(s, 1, 200);
-	emit_sized(s, 0, 200);
+	tu_emit_sized(s, 1, EV_TYPE, 200);
+	tu_emit_sized(s, 1, EV_TYPE, 200);
+	tu_emit_sized(s, 0, EV_TYPE, 200);
 	while (bt_kmes_reader__next(r, &ev) == 1) {
 		cr_assert(eq(u64, ev.sequence, ev.slot == 1 ? 6ull + (n > 0) :
 			     6ull));
@@ -702,22 +590,22 @@ Test(kmes_reader, wait_returns_0_when_the_timeout_expires)
 	uint64_t cap;
 
 	cr_assert(ne(ptr, r, NULL));
-	emit_sized(s, 1, 200);
+	tu_emit_sized(s, 1, EV_TYPE, 200);
 	/* Something to read: 1 at once, without sleeping. */
-	t0 = mono_ms();
+	t0 = tu_mono_ms();
 	cr_assert(eq(int, bt_kmes_reader__wait(r, 5000), 1));
-	cr_assert(lt(u64, mono_ms() - t0, 1000ull));
+	cr_assert(lt(u64, tu_mono_ms() - t0, 1000ull));
 	cr_assert(eq(int, bt_kmes_reader__next(r, &ev), 1));
 	cr_assert(eq(int, bt_kmes_reader__next(r, &ev), 0));
 
-	t0 = mono_ms();
+	t0 = tu_mono_ms();
 	cr_assert(eq(int, bt_kmes_reader__wait(r, 150), 0));
-	ms = mono_ms() - t0;
+	ms = tu_mono_ms() - t0;
 	cr_assert(ge(u64, ms, 140ull));
 	cr_assert(lt(u64, ms, 2000ull));
 	cr_assert(eq(int, bt_kmes_reader__wait(r, 0), 0));
 	/* need_wake is cleared again afterwards (§4.4 step 6). */
-	b = map_slot(name, 0, &cap);
+	b = tu_map_slot(name, 0, &cap);
 	cr_assert(eq(u8, b[KMES_OFF_NEED_WAKE], (uint8_t)0));
 	kmes_unmap(b, cap);
 	bt_kmes_reader__free(r);
@@ -753,10 +641,10 @@ Test(kmes_reader, wait_returns_1_promptly_when_another_process_emits,
 		bt_kmes_session__close(cs);
 		_exit(0);
 	}
-	t0 = mono_ms();
+	t0 = tu_mono_ms();
 	cr_assert(eq(int, bt_kmes_reader__wait(r, 20000), 1));
-	ms = mono_ms() - t0;
-	cr_assert(eq(int, child_status(pid), 0));
+	ms = tu_mono_ms() - t0;
+	cr_assert(eq(int, tu_child_status(pid), 0));
 	cr_assert(ge(u64, ms, 200ull), "woke before the event (%llu ms)",
 		  (unsigned long long)ms);
 	cr_assert(lt(u64, ms, 5000ull), "woke late (%llu ms)",
@@ -785,15 +673,15 @@ Test(kmes_reader, gaps_are_reported_per_event_and_summed_in_stats)
 
 	/* 1-3 kept, 4-5 dropped, 6-8 kept, 9 dropped, 10 kept. */
 	for (int i = 0; i < 3; i++)
-		emit_sized(s, 0, 200);
+		tu_emit_sized(s, 0, EV_TYPE, 200);
 	for (int i = 0; i < 2; i++)
 		cr_assert(eq(int, bt_kmes_session__emit_trusted(s, 0, NULL,
 								&drop, 1), 0));
 	for (int i = 0; i < 3; i++)
-		emit_sized(s, 0, 200);
+		tu_emit_sized(s, 0, EV_TYPE, 200);
 	cr_assert(eq(int, bt_kmes_session__emit_trusted(s, 0, NULL, &drop, 1),
 		     0));
-	emit_sized(s, 0, 200);
+	tu_emit_sized(s, 0, EV_TYPE, 200);
 
 	r = bt_kmes_reader__new(name, NULL);
 	cr_assert(ne(ptr, r, NULL));
@@ -872,7 +760,8 @@ static void fz_setup(struct fz *f, uint64_t seed)
 	f->cap = CAP_64K;
 	/* A few hundred events of mixed sizes: wrapped, one straddles. */
 	for (int i = 0; i < 400; i++)
-		emit_sized(s, 0, EV_HDR + 20 + (uint32_t)(xorshift(&rng) % 500));
+		tu_emit_sized(s, 0, EV_TYPE, EV_HDR + 20 +
+			      (uint32_t)(tu_xorshift(&rng) % 500));
 	snprintf(path, sizeof(path), "%s/ring.0", bt_kmes_session__path(s));
 	f->image = malloc(len);
 	cr_assert(ne(ptr, f->image, NULL));
@@ -968,32 +857,34 @@ static void fz_break_header(struct fz *f, size_t k, uint64_t *rng)
 {
 	unsigned char *p = f->base + KMES_DATA_OFFSET +
 			   (f->pos[k] & (f->cap - 1));
-	uint64_t r = xorshift(rng);
+	uint64_t r = tu_xorshift(rng);
 
 	switch (r % 7) {
 	case 0:		/* random event_size */
-		bt_put_le32(p, (uint32_t)xorshift(rng));
+		bt_put_le32(p, (uint32_t)tu_xorshift(rng));
 		break;
 	case 1:		/* random header_size */
-		bt_put_le32(p + KMES_EV_HEADER_SIZE, (uint32_t)xorshift(rng));
+		bt_put_le32(p + KMES_EV_HEADER_SIZE,
+			    (uint32_t)tu_xorshift(rng));
 		break;
 	case 2:		/* random type_len */
-		bt_put_le16(p + KMES_EV_TYPE_LEN, (uint16_t)xorshift(rng));
+		bt_put_le16(p + KMES_EV_TYPE_LEN, (uint16_t)tu_xorshift(rng));
 		break;
 	case 3:		/* a few random bytes in the two sizes */
 		for (unsigned i = 0, m = 1 + (unsigned)(r >> 8) % 8; i < m; i++)
-			p[xorshift(rng) % 8] = (unsigned char)xorshift(rng);
+			p[tu_xorshift(rng) % 8] =
+				(unsigned char)tu_xorshift(rng);
 		break;
 	case 4:		/* the whole fixed header */
 		for (unsigned i = 0; i < KMES_HDR_FIXED; i++)
-			p[i] = (unsigned char)xorshift(rng);
+			p[i] = (unsigned char)tu_xorshift(rng);
 		break;
 	case 5:		/* a zero size: would loop forever unchecked */
 		bt_put_le32(p, 0);
 		break;
 	default:	/* an event_size past the data written */
 		bt_put_le32(p, (uint32_t)(f->wp - f->pos[k] + 1 +
-					  xorshift(rng) % 64));
+					  tu_xorshift(rng) % 64));
 		break;
 	}
 }
@@ -1014,7 +905,7 @@ Test(kmes_reader, a_corrupt_header_is_reported_and_reading_resyncs_at_tail_pos,
 	for (int it = 0; it < 2000; it++) {
 		/* The last event and the first one for sure, then any. */
 		size_t k = it == 0 ? f->n - 1 : it == 1 ? 0 :
-			   xorshift(&rng) % f->n, pre, i;
+			   tu_xorshift(&rng) % f->n, pre, i;
 		struct bt_kmes_reader *r;
 		struct bt_kmes_slot_stats st;
 		struct bt_kmes_event ev;
@@ -1033,7 +924,7 @@ Test(kmes_reader, a_corrupt_header_is_reported_and_reading_resyncs_at_tail_pos,
 		r = bt_kmes_reader__new_mapped(f->base, f->cap, 0);
 		cr_assert(ne(ptr, r, NULL));
 		/* Sometimes the reader is already part-way through. */
-		pre = xorshift(&rng) % (k + 1);
+		pre = tu_xorshift(&rng) % (k + 1);
 		for (i = 0; i < pre; i++) {
 			cr_assert(eq(int, bt_kmes_reader__next(r, &ev), 1));
 			cr_assert(eq(u64, ev.sequence, f->seq[i]));
@@ -1086,44 +977,45 @@ Test(kmes_reader, a_corrupt_header_is_reported_and_reading_resyncs_at_tail_pos,
 static void fz_mutate(struct fz *f, uint64_t *rng)
 {
 	unsigned char *b = f->base;
-	uint64_t r = xorshift(rng), v;
+	uint64_t r = tu_xorshift(rng), v;
 
 	switch (r % 10) {
 	case 0: case 1: case 2: case 3: case 4: case 5: {
-		uint64_t off = xorshift(rng) % f->cap;
-		unsigned len = 1 + (unsigned)(xorshift(rng) % 16);
+		uint64_t off = tu_xorshift(rng) % f->cap;
+		unsigned len = 1 + (unsigned)(tu_xorshift(rng) % 16);
 
 		/* Through the double mapping: may cross the physical end. */
 		for (unsigned i = 0; i < len; i++)
 			b[KMES_DATA_OFFSET + off + i] =
-				(unsigned char)xorshift(rng);
+				(unsigned char)tu_xorshift(rng);
 		break;
 	}
 	case 6: {
-		unsigned off = (unsigned)(xorshift(rng) % KMES_PAGE_SIZE);
-		unsigned len = 1 + (unsigned)(xorshift(rng) % 8);
+		unsigned off = (unsigned)(tu_xorshift(rng) % KMES_PAGE_SIZE);
+		unsigned len = 1 + (unsigned)(tu_xorshift(rng) % 8);
 
 		for (unsigned i = 0; i < len && off + i < KMES_PAGE_SIZE; i++)
-			b[off + i] = (unsigned char)xorshift(rng);
+			b[off + i] = (unsigned char)tu_xorshift(rng);
 		break;
 	}
 	case 7:		/* write_pos */
 	case 8:		/* tail_pos */
-		switch (xorshift(rng) % 5) {
+		switch (tu_xorshift(rng) % 5) {
 		case 0:
-			v = xorshift(rng);
+			v = tu_xorshift(rng);
 			break;
 		case 1:
-			v = f->wp - 200 + xorshift(rng) % 400;
+			v = f->wp - 200 + tu_xorshift(rng) % 400;
 			break;
 		case 2:
-			v = f->tail - 200 + xorshift(rng) % 400;
+			v = f->tail - 200 + tu_xorshift(rng) % 400;
 			break;
 		case 3:
-			v = f->pos[xorshift(rng) % f->n] + xorshift(rng) % 3;
+			v = f->pos[tu_xorshift(rng) % f->n] +
+			    tu_xorshift(rng) % 3;
 			break;
 		default:
-			v = f->wp + f->cap * (1 + xorshift(rng) % 4);
+			v = f->wp + f->cap * (1 + tu_xorshift(rng) % 4);
 			break;
 		}
 		__atomic_store_n((uint64_t *)(void *)(b + ((r % 10) == 7 ?
@@ -1132,7 +1024,7 @@ static void fz_mutate(struct fz *f, uint64_t *rng)
 				 v, __ATOMIC_RELEASE);
 		break;
 	default:	/* generation, cpu_id, kind */
-		v = xorshift(rng);
+		v = tu_xorshift(rng);
 		memcpy(b + (v % 3 == 0 ? KMES_OFF_GENERATION :
 			    v % 3 == 1 ? KMES_OFF_CPU_ID : BT_KMES_XOFF_KIND),
 		       &r, v % 3 == 0 ? 8 : v % 3 == 1 ? 2 : 4);
@@ -1166,13 +1058,13 @@ Test(kmes_reader, a_randomly_damaged_ring_never_crashes_the_reader,
 		fz_restore(f);
 		r = bt_kmes_reader__new_mapped(f->base, f->cap, 0);
 		cr_assert(ne(ptr, r, NULL));
-		pre = (unsigned)(xorshift(&rng) % 50);
+		pre = (unsigned)(tu_xorshift(&rng) % 50);
 		for (unsigned i = 0; i < pre; i++) {
 			cr_assert(eq(int, bt_kmes_reader__next(r, &ev), 1));
 			last = maxseq = ev.sequence;
 			events++;
 		}
-		muts = 1 + (unsigned)(xorshift(&rng) % 8);
+		muts = 1 + (unsigned)(tu_xorshift(&rng) % 8);
 		for (unsigned m = 0; m < muts; m++)
 			fz_mutate(f, &rng);
 
@@ -1197,7 +1089,7 @@ Test(kmes_reader, a_randomly_damaged_ring_never_crashes_the_reader,
 			if (!fz_genuine(f, &ev))
 				genuine = 0;
 			events++;
-			if (xorshift(&rng) % 64 == 0)
+			if (tu_xorshift(&rng) % 64 == 0)
 				fz_mutate(f, &rng);
 		}
 		cr_assert(eq(int, bt_kmes_reader__stats(r, 0, &st), 0));

@@ -50,57 +50,11 @@
 
 /* ---- Helpers ------------------------------------------------------------ */
 
-/* Emit one event of exactly @size bytes (header included) on @slot. */
-static void emit_sized(struct bt_kmes_session *s, uint32_t slot, uint32_t size)
-{
-	static unsigned char buf[65536];
-	uint32_t plen = size - EV_HDR;
-	uint64_t seq = bt_kmes_session__last_sequence(s, slot) + 1;
-
-	cr_assert(size > EV_HDR && plen <= sizeof(buf));
-	tu_payload(buf, plen, seq);
-	cr_assert(eq(int, kmes_emit(s, slot, EV_TYPE, EV_TYPE_LEN, buf, plen), 0),
-		  "kmes_emit(slot %u, %u bytes): %s", slot, size,
-		  strerror(errno));
-}
-
 static void emit_n(struct bt_kmes_session *s, uint32_t slot, unsigned n,
 		   uint32_t size)
 {
 	for (unsigned i = 0; i < n; i++)
-		emit_sized(s, slot, size);
-}
-
-/* A consumer's own §2.2 mapping of @slot; *@cap_out gets the capacity. */
-static unsigned char *map_slot(const char *name, uint32_t slot,
-			       uint64_t *cap_out)
-{
-	uint64_t cap = 0;
-	void *base;
-	int fd;
-
-	fd = kmes_attach(name, slot, &cap);
-	cr_assert(ge(int, fd, 0), "kmes_attach(%s, %u): %s", name, slot,
-		  strerror(errno));
-	base = kmes_map(fd, cap);
-	cr_assert(ne(ptr, base, NULL), "kmes_map(%s, %u): %s", name, slot,
-		  strerror(errno));
-	close(fd);
-	if (cap_out)
-		*cap_out = cap;
-	return base;
-}
-
-static uint64_t ld64(const unsigned char *base, unsigned off)
-{
-	return __atomic_load_n((const uint64_t *)(const void *)(base + off),
-			       __ATOMIC_ACQUIRE);
-}
-
-static uint32_t ld32(const unsigned char *base, unsigned off)
-{
-	return __atomic_load_n((const uint32_t *)(const void *)(base + off),
-			       __ATOMIC_ACQUIRE);
+		tu_emit_sized(s, slot, EV_TYPE, size);
 }
 
 static uint64_t capacity_of(const char *name, uint32_t slot)
@@ -237,42 +191,6 @@ static uint64_t mp_u64(const struct evs *e, size_t i, const char *key)
 	return u;
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* The state letter of /proc/<pid>/stat ('S' sleeping, 'R', ...). */
-static char proc_state(pid_t pid)
-{
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return '?';
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return '?';
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : '?';
-}
-
-/* Give @pid time to reach its sleep: poll for 'S', then a little more. */
-static void wait_until_sleeping(pid_t pid)
-{
-	for (int i = 0; i < 500 && proc_state(pid) != 'S'; i++)
-		usleep(10000);
-	usleep(50000);
-}
-
 /* Wait for need_wake (byte 4096 of a consumer mapping) to become 1. */
 static void wait_need_wake(const unsigned char *base)
 {
@@ -284,31 +202,18 @@ static void wait_need_wake(const unsigned char *base)
 	cr_fatal("need_wake never became 1");
 }
 
-static void read_full(int fd, void *buf, size_t len)
+/*
+ * Wait for child @pid's 'r' on @rfd, then until it sleeps with need_wake
+ * set (seen in @mine).
+ */
+static void wait_for_sleeper(const unsigned char *mine, int rfd, pid_t pid)
 {
-	size_t done = 0;
+	char c;
 
-	while (done < len) {
-		ssize_t n = read(fd, (char *)buf + done, len - done);
-
-		cr_assert(gt(long, (long)n, 0L), "short read from child");
-		done += (size_t)n;
-	}
-}
-
-static void write_full(int fd, const void *buf, size_t len)
-{
-	if (write(fd, buf, len) != (ssize_t)len)
-		_exit(99);
-}
-
-static int child_status(pid_t pid)
-{
-	int st = 0;
-
-	cr_assert(eq(int, (int)waitpid(pid, &st, 0), (int)pid));
-	cr_assert(eq(int, WIFEXITED(st) ? 1 : 0, 1), "child died (status %#x)", st);
-	return WEXITSTATUS(st);
+	tu_read_full(rfd, &c, 1);
+	cr_assert(eq(chr, c, 'r'));
+	wait_need_wake(mine);
+	tu_wait_until_sleeping(pid);
 }
 
 /* A child that is the producer of @name until release_holder(). */
@@ -334,7 +239,7 @@ static struct holder hold_session(const char *name)
 		close(down[1]);
 		s = bt_kmes_session__open(name, NULL);
 		c = s ? 'k' : 'x';
-		write_full(up[1], &c, 1);
+		tu_write_full(up[1], &c, 1);
 		/* EOF when the parent releases us (or dies). */
 		while (read(down[0], &c, 1) > 0)
 			;
@@ -343,7 +248,7 @@ static struct holder hold_session(const char *name)
 	}
 	close(up[1]);
 	close(down[0]);
-	read_full(up[0], &c, 1);
+	tu_read_full(up[0], &c, 1);
 	close(up[0]);
 	cr_assert(eq(chr, c, 'k'), "the holder could not open %s", name);
 	h.release_fd = down[1];
@@ -353,7 +258,7 @@ static struct holder hold_session(const char *name)
 static void release_holder(struct holder h)
 {
 	close(h.release_fd);
-	cr_assert(eq(int, child_status(h.pid), 0));
+	cr_assert(eq(int, tu_child_status(h.pid), 0));
 }
 
 /* The whole content of @dir/@file into a malloc'd buffer. */
@@ -424,9 +329,10 @@ Test(kmes_session, capacity_defaults_to_4_mib_when_no_option_is_given)
 		     (uint64_t)KMES_CAPACITY_DEFAULT));
 	cr_assert(eq(u64, (uint64_t)KMES_CAPACITY_DEFAULT, 4194304ull));
 	for (uint32_t i = 0; i < bt_kmes_session__slots(s); i++) {
-		base = map_slot(name, i, &cap);
+		base = tu_map_slot(name, i, &cap);
 		cr_assert(eq(u64, cap, 4194304ull));
-		cr_assert(eq(u64, ld64(base, KMES_OFF_CAPACITY), 4194304ull));
+		cr_assert(eq(u64, tu_ld64(base, KMES_OFF_CAPACITY),
+			     4194304ull));
 		kmes_unmap(base, cap);
 	}
 	bt_kmes_session__close(s);
@@ -482,9 +388,9 @@ Test(kmes_session, capacity_must_be_a_power_of_two_between_64_kib_and_256_mib,
 			  (unsigned long long)good[i], strerror(errno));
 		tu_cleanup_at_exit(name);
 		cr_assert(eq(u64, bt_kmes_session__capacity(s), good[i]));
-		base = map_slot(name, 0, &cap);
+		base = tu_map_slot(name, 0, &cap);
 		cr_assert(eq(u64, cap, good[i]));
-		cr_assert(eq(u64, ld64(base, KMES_OFF_CAPACITY), good[i]));
+		cr_assert(eq(u64, tu_ld64(base, KMES_OFF_CAPACITY), good[i]));
 		kmes_unmap(base, cap);
 		bt_kmes_session__close(s);
 		cr_assert(eq(int, bt_kmes_session__destroy(name, false), 0));
@@ -500,12 +406,12 @@ Test(kmes_session, a_new_ring_has_generation_1_and_both_positions_at_0)
 	cr_assert(eq(u32, bt_kmes_session__slots(s), 3u));
 	for (uint32_t i = 0; i < 3; i++) {
 		uint64_t cap;
-		unsigned char *base = map_slot(name, i, &cap);
+		unsigned char *base = tu_map_slot(name, i, &cap);
 
-		cr_assert(eq(u64, ld64(base, KMES_OFF_GENERATION), 1ull));
-		cr_assert(eq(u64, ld64(base, KMES_OFF_TAIL_POS), 0ull));
-		cr_assert(eq(u64, ld64(base, KMES_OFF_WRITE_POS), 0ull));
-		cr_assert(eq(u64, ld64(base, BT_KMES_XOFF_LAST_SEQ), 0ull));
+		cr_assert(eq(u64, tu_ld64(base, KMES_OFF_GENERATION), 1ull));
+		cr_assert(eq(u64, tu_ld64(base, KMES_OFF_TAIL_POS), 0ull));
+		cr_assert(eq(u64, tu_ld64(base, KMES_OFF_WRITE_POS), 0ull));
+		cr_assert(eq(u64, tu_ld64(base, BT_KMES_XOFF_LAST_SEQ), 0ull));
 		kmes_unmap(base, cap);
 	}
 	bt_kmes_session__close(s);
@@ -525,33 +431,33 @@ Test(kmes_session,
 
 	/* Wrap slot 0 (500 * 200 bytes > 64 KiB); leave slot 1 empty. */
 	emit_n(s, 0, 500, 200);
-	old0 = map_slot(name, 0, &cap);
-	old1 = map_slot(name, 1, &cap);
-	wp = ld64(old0, KMES_OFF_WRITE_POS);
-	tail = ld64(old0, KMES_OFF_TAIL_POS);
-	lost = ld64(old0, BT_KMES_XOFF_LOST);
+	old0 = tu_map_slot(name, 0, &cap);
+	old1 = tu_map_slot(name, 1, &cap);
+	wp = tu_ld64(old0, KMES_OFF_WRITE_POS);
+	tail = tu_ld64(old0, KMES_OFF_TAIL_POS);
+	lost = tu_ld64(old0, BT_KMES_XOFF_LOST);
 	cr_assert(gt(u64, tail, 0ull), "slot 0 should have wrapped");
-	cr_assert(eq(u64, ld64(old0, KMES_OFF_GENERATION), 1ull));
+	cr_assert(eq(u64, tu_ld64(old0, KMES_OFF_GENERATION), 1ull));
 	drain_mapping(old0, cap, before);
 	cr_assert(eq(u64, before->seq[before->n - 1], 500ull));
 
 	cr_assert(eq(int, bt_kmes_session__resize(s, CAP_128K), 0));
 
 	/* The old rings, through mappings taken before: generation old+1. */
-	cr_assert(eq(u64, ld64(old0, KMES_OFF_GENERATION), 2ull));
-	cr_assert(eq(u64, ld64(old1, KMES_OFF_GENERATION), 2ull));
+	cr_assert(eq(u64, tu_ld64(old0, KMES_OFF_GENERATION), 2ull));
+	cr_assert(eq(u64, tu_ld64(old1, KMES_OFF_GENERATION), 2ull));
 	cr_assert(eq(u64, bt_kmes_session__capacity(s), (uint64_t)CAP_128K));
 
 	/* A new attach: new capacity, generation old+1, tail_pos 0. */
-	nb = map_slot(name, 0, &ncap);
+	nb = tu_map_slot(name, 0, &ncap);
 	cr_assert(eq(u64, ncap, (uint64_t)CAP_128K));
-	cr_assert(eq(u64, ld64(nb, KMES_OFF_CAPACITY), (uint64_t)CAP_128K));
-	cr_assert(eq(u64, ld64(nb, KMES_OFF_GENERATION), 2ull));
-	cr_assert(eq(u64, ld64(nb, KMES_OFF_TAIL_POS), 0ull));
-	cr_assert(eq(u64, ld64(nb, KMES_OFF_WRITE_POS), wp - tail));
-	cr_assert(eq(u64, ld64(nb, BT_KMES_XOFF_LOST), lost),
+	cr_assert(eq(u64, tu_ld64(nb, KMES_OFF_CAPACITY), (uint64_t)CAP_128K));
+	cr_assert(eq(u64, tu_ld64(nb, KMES_OFF_GENERATION), 2ull));
+	cr_assert(eq(u64, tu_ld64(nb, KMES_OFF_TAIL_POS), 0ull));
+	cr_assert(eq(u64, tu_ld64(nb, KMES_OFF_WRITE_POS), wp - tail));
+	cr_assert(eq(u64, tu_ld64(nb, BT_KMES_XOFF_LOST), lost),
 		  "nothing is lost when the new capacity holds the live span");
-	cr_assert(eq(u64, ld64(nb, BT_KMES_XOFF_LAST_SEQ), 500ull));
+	cr_assert(eq(u64, tu_ld64(nb, BT_KMES_XOFF_LAST_SEQ), 500ull));
 
 	/* The same events, in the same order, byte for byte. */
 	drain_mapping(nb, ncap, after);
@@ -564,16 +470,16 @@ Test(kmes_session,
 	}
 
 	/* Sequences continue in the new ring. */
-	emit_sized(s, 0, 300);
+	tu_emit_sized(s, 0, EV_TYPE, 300);
 	cr_assert(eq(u64, bt_kmes_session__last_sequence(s, 0), 501ull));
-	cr_assert(eq(u64, ld64(nb, KMES_OFF_WRITE_POS), wp - tail + 300));
+	cr_assert(eq(u64, tu_ld64(nb, KMES_OFF_WRITE_POS), wp - tail + 300));
 
 	/* The empty slot swapped too. */
 	kmes_unmap(nb, ncap);
-	nb = map_slot(name, 1, &ncap);
+	nb = tu_map_slot(name, 1, &ncap);
 	cr_assert(eq(u64, ncap, (uint64_t)CAP_128K));
-	cr_assert(eq(u64, ld64(nb, KMES_OFF_GENERATION), 2ull));
-	cr_assert(eq(u64, ld64(nb, KMES_OFF_WRITE_POS), 0ull));
+	cr_assert(eq(u64, tu_ld64(nb, KMES_OFF_GENERATION), 2ull));
+	cr_assert(eq(u64, tu_ld64(nb, KMES_OFF_WRITE_POS), 0ull));
 
 	kmes_unmap(nb, ncap);
 	kmes_unmap(old0, cap);
@@ -603,12 +509,12 @@ Test(kmes_session,
 	struct bt_kmes_slot_stats st;
 
 	for (uint64_t seq = 1; seq <= 700; seq++)
-		emit_sized(s, 0, shrink_size(seq));
-	old = map_slot(name, 0, &cap);
-	lost0 = ld64(old, BT_KMES_XOFF_LOST);
+		tu_emit_sized(s, 0, EV_TYPE, shrink_size(seq));
+	old = tu_map_slot(name, 0, &cap);
+	lost0 = tu_ld64(old, BT_KMES_XOFF_LOST);
 	drain_mapping(old, cap, before);
-	cr_assert(gt(u64, ld64(old, KMES_OFF_WRITE_POS) -
-		     ld64(old, KMES_OFF_TAIL_POS), (uint64_t)CAP_64K),
+	cr_assert(gt(u64, tu_ld64(old, KMES_OFF_WRITE_POS) -
+		     tu_ld64(old, KMES_OFF_TAIL_POS), (uint64_t)CAP_64K),
 		  "the live span must not fit in the new capacity");
 
 	/* Independently: the longest suffix of survivors that fits. */
@@ -619,11 +525,11 @@ Test(kmes_session,
 	}
 
 	cr_assert(eq(int, bt_kmes_session__resize(s, CAP_64K), 0));
-	nb = map_slot(name, 0, &ncap);
+	nb = tu_map_slot(name, 0, &ncap);
 	cr_assert(eq(u64, ncap, (uint64_t)CAP_64K));
-	cr_assert(eq(u64, ld64(nb, KMES_OFF_GENERATION), 2ull));
-	cr_assert(eq(u64, ld64(nb, KMES_OFF_TAIL_POS), 0ull));
-	cr_assert(eq(u64, ld64(nb, KMES_OFF_WRITE_POS), kept_bytes));
+	cr_assert(eq(u64, tu_ld64(nb, KMES_OFF_GENERATION), 2ull));
+	cr_assert(eq(u64, tu_ld64(nb, KMES_OFF_TAIL_POS), 0ull));
+	cr_assert(eq(u64, tu_ld64(nb, KMES_OFF_WRITE_POS), kept_bytes));
 	drain_mapping(nb, ncap, after);
 	cr_assert(eq(sz, after->n, keep));
 	for (size_t i = 0; i < keep; i++) {
@@ -636,7 +542,7 @@ Test(kmes_session,
 	cr_assert(eq(u64, after->seq[keep - 1], 700ull), "the newest survives");
 
 	/* The lost counter grows by exactly the number dropped. */
-	cr_assert(eq(u64, ld64(nb, BT_KMES_XOFF_LOST),
+	cr_assert(eq(u64, tu_ld64(nb, BT_KMES_XOFF_LOST),
 		     lost0 + (before->n - keep)));
 	r = bt_kmes_reader__new(name, NULL);
 	cr_assert(ne(ptr, r, NULL));
@@ -670,8 +576,8 @@ Test(kmes_session, an_invalid_resize_changes_nothing_and_emits_config_invalid)
 
 	snprintf(dir, sizeof(dir), "%s", bt_kmes_session__path(s));
 	emit_n(s, 0, 3, 200);
-	m[0] = map_slot(name, 0, &cap);
-	m[1] = map_slot(name, 1, &cap);
+	m[0] = tu_map_slot(name, 0, &cap);
+	m[1] = tu_map_slot(name, 1, &cap);
 	stat_in(dir, "ring.0", &st0);
 
 	for (size_t i = 0; i < nbad; i++) {
@@ -680,8 +586,9 @@ Test(kmes_session, an_invalid_resize_changes_nothing_and_emits_config_invalid)
 		cr_assert(eq(u64, bt_kmes_session__capacity(s),
 			     (uint64_t)CAP_64K));
 		for (int k = 0; k < 2; k++) {
-			cr_assert(eq(u64, ld64(m[k], KMES_OFF_GENERATION), 1ull));
-			cr_assert(eq(u64, ld64(m[k], KMES_OFF_CAPACITY),
+			cr_assert(eq(u64, tu_ld64(m[k], KMES_OFF_GENERATION),
+				     1ull));
+			cr_assert(eq(u64, tu_ld64(m[k], KMES_OFF_CAPACITY),
 				     (uint64_t)CAP_64K));
 			cr_assert(eq(u64, capacity_of(name, (uint32_t)k),
 				     (uint64_t)CAP_64K));
@@ -743,7 +650,7 @@ Test(kmes_session, a_consumer_sleeping_in_reader_wait_is_woken_by_a_resize,
 	char c;
 
 	emit_n(s, 0, 5, 200);
-	mine = map_slot(name, 0, &cap);
+	mine = tu_map_slot(name, 0, &cap);
 	cr_assert(eq(int, pipe(pfd), 0));
 	pid = fork();
 	cr_assert(ge(int, (int)pid, 0));
@@ -755,27 +662,24 @@ Test(kmes_session, a_consumer_sleeping_in_reader_wait_is_woken_by_a_resize,
 
 		memset(&res, 0, sizeof(res));
 		c = r ? 'r' : 'x';
-		write_full(pfd[1], &c, 1);
+		tu_write_full(pfd[1], &c, 1);
 		if (!r)
 			_exit(1);
-		t = mono_ms();
+		t = tu_mono_ms();
 		res.ret = bt_kmes_reader__wait(r, 20000);
-		res.ms = mono_ms() - t;
-		write_full(pfd[1], &res, sizeof(res));
+		res.ms = tu_mono_ms() - t;
+		tu_write_full(pfd[1], &res, sizeof(res));
 		_exit(0);
 	}
 	close(pfd[1]);
-	read_full(pfd[0], &c, 1);
-	cr_assert(eq(chr, c, 'r'));
-	wait_need_wake(mine);
-	wait_until_sleeping(pid);
+	wait_for_sleeper(mine, pfd[0], pid);
 
-	t0 = mono_ms();
+	t0 = tu_mono_ms();
 	cr_assert(eq(int, bt_kmes_session__resize(s, CAP_128K), 0));
-	read_full(pfd[0], &res, sizeof(res));
-	cr_assert(eq(int, child_status(pid), 0));
+	tu_read_full(pfd[0], &res, sizeof(res));
+	cr_assert(eq(int, tu_child_status(pid), 0));
 	cr_assert(eq(int, res.ret, 1), "wait returned %d", res.ret);
-	cr_assert(lt(u64, mono_ms() - t0, 5000ull),
+	cr_assert(lt(u64, tu_mono_ms() - t0, 5000ull),
 		  "woken late: the 20 s timeout must not be what ended it");
 	cr_assert(lt(u64, res.ms, 19000ull));
 	kmes_unmap(mine, cap);
@@ -796,7 +700,7 @@ Test(kmes_session, a_raw_futex_waiter_with_need_wake_set_is_woken_by_a_resize,
 	char c;
 
 	emit_n(s, 0, 5, 200);
-	mine = map_slot(name, 0, &cap);
+	mine = tu_map_slot(name, 0, &cap);
 	cr_assert(eq(int, pipe(pfd), 0));
 	pid = fork();
 	cr_assert(ge(int, (int)pid, 0));
@@ -812,35 +716,32 @@ Test(kmes_session, a_raw_futex_waiter_with_need_wake_set_is_woken_by_a_resize,
 		memset(&res, 0, sizeof(res));
 		c = b ? 'r' : 'x';
 		if (!b) {
-			write_full(pfd[1], &c, 1);
+			tu_write_full(pfd[1], &c, 1);
 			_exit(1);
 		}
 		word = (uint32_t *)(void *)(b + KMES_OFF_FUTEX);
 		__atomic_store_n(b + KMES_OFF_NEED_WAKE, 1, __ATOMIC_SEQ_CST);
 		res.counter_before = __atomic_load_n(word, __ATOMIC_SEQ_CST);
-		write_full(pfd[1], &c, 1);
-		t = mono_ms();
+		tu_write_full(pfd[1], &c, 1);
+		t = tu_mono_ms();
 		res.ret = (int)syscall(SYS_futex, word, FUTEX_WAIT,
 				       res.counter_before, &to, NULL, 0);
 		res.err = res.ret < 0 ? errno : 0;
-		res.ms = mono_ms() - t;
+		res.ms = tu_mono_ms() - t;
 		res.counter_after = __atomic_load_n(word, __ATOMIC_SEQ_CST);
-		res.gen_after = ld64(b, KMES_OFF_GENERATION);
-		write_full(pfd[1], &res, sizeof(res));
+		res.gen_after = tu_ld64(b, KMES_OFF_GENERATION);
+		tu_write_full(pfd[1], &res, sizeof(res));
 		_exit(0);
 	}
 	close(pfd[1]);
-	read_full(pfd[0], &c, 1);
-	cr_assert(eq(chr, c, 'r'));
-	wait_need_wake(mine);
-	wait_until_sleeping(pid);
+	wait_for_sleeper(mine, pfd[0], pid);
 
-	t0 = mono_ms();
+	t0 = tu_mono_ms();
 	cr_assert(eq(int, bt_kmes_session__resize(s, CAP_128K), 0));
-	read_full(pfd[0], &res, sizeof(res));
-	cr_assert(eq(int, child_status(pid), 0));
+	tu_read_full(pfd[0], &res, sizeof(res));
+	cr_assert(eq(int, tu_child_status(pid), 0));
 	cr_assert(eq(int, res.ret, 0), "FUTEX_WAIT: %s", strerror(res.err));
-	cr_assert(lt(u64, mono_ms() - t0, 5000ull));
+	cr_assert(lt(u64, tu_mono_ms() - t0, 5000ull));
 	cr_assert(gt(u32, res.counter_after, res.counter_before));
 	cr_assert(eq(u64, res.gen_after, 2ull));
 	kmes_unmap(mine, cap);
@@ -857,8 +758,8 @@ Test(kmes_session, the_old_mapping_stays_readable_after_the_swap_until_unmapped)
 	uint64_t cap, wp;
 
 	emit_n(s, 0, 100, 300);		/* wraps */
-	old = map_slot(name, 0, &cap);
-	wp = ld64(old, KMES_OFF_WRITE_POS);
+	old = tu_map_slot(name, 0, &cap);
+	wp = tu_ld64(old, KMES_OFF_WRITE_POS);
 	copy = malloc(cap);
 	cr_assert(ne(ptr, copy, NULL));
 	memcpy(copy, old + KMES_DATA_OFFSET, cap);
@@ -873,8 +774,8 @@ Test(kmes_session, the_old_mapping_stays_readable_after_the_swap_until_unmapped)
 	/* Same bytes, a frozen write_pos, the same events. */
 	cr_assert(eq(int, memcmp(copy, old + KMES_DATA_OFFSET, cap), 0));
 	cr_assert(eq(int, memcmp(copy, old + KMES_DATA_OFFSET + cap, cap), 0));
-	cr_assert(eq(u64, ld64(old, KMES_OFF_WRITE_POS), wp));
-	cr_assert(eq(u64, ld64(old, KMES_OFF_GENERATION), 2ull));
+	cr_assert(eq(u64, tu_ld64(old, KMES_OFF_WRITE_POS), wp));
+	cr_assert(eq(u64, tu_ld64(old, KMES_OFF_GENERATION), 2ull));
 	drain_mapping(old, cap, after);
 	cr_assert(eq(sz, after->n, before->n));
 	for (size_t i = 0; i < before->n; i++)
@@ -909,8 +810,8 @@ Test(kmes_session, a_failed_swap_keeps_the_old_rings_and_emits_swap_failed)
 	snprintf(dir, sizeof(dir), "%s", bt_kmes_session__path(s));
 	emit_n(s, 0, 10, 200);
 	bt_kmes_session__close(s);
-	m[0] = map_slot(name, 0, &cap);
-	m[1] = map_slot(name, 1, &cap);
+	m[0] = tu_map_slot(name, 0, &cap);
+	m[1] = tu_map_slot(name, 1, &cap);
 	stat_in(dir, "ring.0", &st0);
 
 	pid = fork();
@@ -939,7 +840,7 @@ Test(kmes_session, a_failed_swap_keeps_the_old_rings_and_emits_swap_failed)
 		bt_kmes_session__close(cs);
 		_exit(0);
 	}
-	cr_assert(eq(int, child_status(pid), 0),
+	cr_assert(eq(int, tu_child_status(pid), 0),
 		  "child: 10 open, 11 setrlimit, 20 resize not EFBIG, "
 		  "21 capacity changed, 22 emit failed");
 
@@ -951,7 +852,7 @@ Test(kmes_session, a_failed_swap_keeps_the_old_rings_and_emits_swap_failed)
 		struct evs *e = evs_new();
 		size_t i = k == 0 ? 10 : 0;
 
-		cr_assert(eq(u64, ld64(m[k], KMES_OFF_GENERATION), 1ull));
+		cr_assert(eq(u64, tu_ld64(m[k], KMES_OFF_GENERATION), 1ull));
 		cr_assert(eq(u64, capacity_of(name, k), (uint64_t)CAP_64K));
 		drain_mapping(m[k], cap, e);
 		cr_assert(eq(sz, e->n, i + 1 + (k == 0)));
@@ -1399,14 +1300,14 @@ Test(kmes_session, a_reopened_session_continues_after_the_last_sequence_spent)
 	cr_assert(ne(ptr, s, NULL), "%s", strerror(errno));
 	cr_assert(eq(u64, bt_kmes_session__last_sequence(s, 0), 6ull));
 	cr_assert(eq(u64, bt_kmes_session__capacity(s), (uint64_t)CAP_64K));
-	emit_sized(s, 0, 200);
+	tu_emit_sized(s, 0, EV_TYPE, 200);
 	cr_assert(eq(u64, bt_kmes_session__last_sequence(s, 0), 7ull));
 	bt_kmes_session__close(s);
 
 	/* Twice: the second open sees what the first one wrote. */
 	s = bt_kmes_session__open(name, NULL);
 	cr_assert(ne(ptr, s, NULL), "%s", strerror(errno));
-	emit_sized(s, 0, 200);
+	tu_emit_sized(s, 0, EV_TYPE, 200);
 	bt_kmes_session__close(s);
 
 	r = reader_all(name);
@@ -1525,21 +1426,22 @@ Test(kmes_session, a_per_task_session_records_ring_kind_and_tid)
 	cr_assert(eq(int, bt_kmes_session__add_slot(s, 4343), 2));
 	cr_assert(eq(int, kmes_attach(name, KMES_ATTACH_QUERY_SLOTS, &n), 0));
 	cr_assert(eq(u64, n, 3ull));
-	b[2] = map_slot(name, 0, &cap);
-	cr_assert(eq(u32, ld32(b[2], BT_KMES_XOFF_KIND),
+	b[2] = tu_map_slot(name, 0, &cap);
+	cr_assert(eq(u32, tu_ld32(b[2], BT_KMES_XOFF_KIND),
 		     (uint32_t)BT_KMES_RING_TASK));
-	cr_assert(eq(u32, ld32(b[2], BT_KMES_XOFF_TID), 0u), "no task given");
+	cr_assert(eq(u32, tu_ld32(b[2], BT_KMES_XOFF_TID), 0u),
+		  "no task given");
 	kmes_unmap(b[2], cap);
-	b[0] = map_slot(name, 1, &cap);
-	b[1] = map_slot(name, 2, &cap);
-	cr_assert(eq(u32, ld32(b[0], BT_KMES_XOFF_KIND),
+	b[0] = tu_map_slot(name, 1, &cap);
+	b[1] = tu_map_slot(name, 2, &cap);
+	cr_assert(eq(u32, tu_ld32(b[0], BT_KMES_XOFF_KIND),
 		     (uint32_t)BT_KMES_RING_TASK));
-	cr_assert(eq(u32, ld32(b[1], BT_KMES_XOFF_KIND),
+	cr_assert(eq(u32, tu_ld32(b[1], BT_KMES_XOFF_KIND),
 		     (uint32_t)BT_KMES_RING_TASK));
-	cr_assert(eq(u32, ld32(b[0], BT_KMES_XOFF_TID), 4242u));
-	cr_assert(eq(u32, ld32(b[1], BT_KMES_XOFF_TID), 4343u));
-	cr_assert(eq(u32, ld32(b[0], BT_KMES_XOFF_NR_SLOTS), 3u));
-	cr_assert(eq(u32, ld32(b[1], BT_KMES_XOFF_NR_SLOTS), 3u));
+	cr_assert(eq(u32, tu_ld32(b[0], BT_KMES_XOFF_TID), 4242u));
+	cr_assert(eq(u32, tu_ld32(b[1], BT_KMES_XOFF_TID), 4343u));
+	cr_assert(eq(u32, tu_ld32(b[0], BT_KMES_XOFF_NR_SLOTS), 3u));
+	cr_assert(eq(u32, tu_ld32(b[1], BT_KMES_XOFF_NR_SLOTS), 3u));
 	cr_assert(eq(u16, bt_le16(b[1] + KMES_OFF_CPU_ID), (uint16_t)2));
 	cr_assert(eq(int, memcmp(b[0] + BT_KMES_XOFF_SESSION_ID,
 				 b[1] + BT_KMES_XOFF_SESSION_ID, 16), 0));
@@ -1556,9 +1458,9 @@ Test(kmes_session, a_per_task_session_records_ring_kind_and_tid)
 	/* The tid survives a resize. */
 	cr_assert(eq(int, bt_kmes_session__resize(s, CAP_128K), 0));
 	kmes_unmap(b[1], cap);
-	b[1] = map_slot(name, 2, &cap);
-	cr_assert(eq(u32, ld32(b[1], BT_KMES_XOFF_TID), 4343u));
-	cr_assert(eq(u32, ld32(b[1], BT_KMES_XOFF_KIND),
+	b[1] = tu_map_slot(name, 2, &cap);
+	cr_assert(eq(u32, tu_ld32(b[1], BT_KMES_XOFF_TID), 4343u));
+	cr_assert(eq(u32, tu_ld32(b[1], BT_KMES_XOFF_KIND),
 		     (uint32_t)BT_KMES_RING_TASK));
 	/* Per-task sessions have no CPUs to sync. */
 	cr_assert(eq(int, bt_kmes_session__sync_cpus(s, "/sys"), -EINVAL));
@@ -1578,31 +1480,31 @@ Test(kmes_session, set_status_marks_a_slot_and_bumps_the_topology_counter)
 	unsigned char *b0, *b1;
 	uint64_t cap, topo;
 
-	b0 = map_slot(name, 0, &cap);
-	b1 = map_slot(name, 1, &cap);
-	topo = ld64(b0, BT_KMES_XOFF_TOPOLOGY);
-	cr_assert(eq(u64, ld64(b1, BT_KMES_XOFF_TOPOLOGY), topo));
+	b0 = tu_map_slot(name, 0, &cap);
+	b1 = tu_map_slot(name, 1, &cap);
+	topo = tu_ld64(b0, BT_KMES_XOFF_TOPOLOGY);
+	cr_assert(eq(u64, tu_ld64(b1, BT_KMES_XOFF_TOPOLOGY), topo));
 
 	cr_assert(eq(int, bt_kmes_session__set_status(s, 1, BT_KMES_CPU_OFFLINE),
 		     0));
-	cr_assert(eq(u32, ld32(b1, BT_KMES_XOFF_STATUS),
+	cr_assert(eq(u32, tu_ld32(b1, BT_KMES_XOFF_STATUS),
 		     (uint32_t)BT_KMES_CPU_OFFLINE));
-	cr_assert(eq(u64, ld64(b0, BT_KMES_XOFF_TOPOLOGY), topo + 1));
-	cr_assert(eq(u64, ld64(b1, BT_KMES_XOFF_TOPOLOGY), topo + 1));
+	cr_assert(eq(u64, tu_ld64(b0, BT_KMES_XOFF_TOPOLOGY), topo + 1));
+	cr_assert(eq(u64, tu_ld64(b1, BT_KMES_XOFF_TOPOLOGY), topo + 1));
 	cr_assert(eq(int, bt_kmes_reader__stats(r, 1, &st), 0));
 	cr_assert(eq(u32, st.status, (uint32_t)BT_KMES_CPU_OFFLINE));
 
 	cr_assert(eq(int, bt_kmes_session__set_status(s, 1, BT_KMES_CPU_REMOVED),
 		     0));
-	cr_assert(eq(u32, ld32(b1, BT_KMES_XOFF_STATUS),
+	cr_assert(eq(u32, tu_ld32(b1, BT_KMES_XOFF_STATUS),
 		     (uint32_t)BT_KMES_CPU_REMOVED));
-	cr_assert(eq(u64, ld64(b0, BT_KMES_XOFF_TOPOLOGY), topo + 2));
+	cr_assert(eq(u64, tu_ld64(b0, BT_KMES_XOFF_TOPOLOGY), topo + 2));
 	cr_assert(eq(int, bt_kmes_session__set_status(s, 1, BT_KMES_CPU_ONLINE),
 		     0));
-	cr_assert(eq(u32, ld32(b1, BT_KMES_XOFF_STATUS),
+	cr_assert(eq(u32, tu_ld32(b1, BT_KMES_XOFF_STATUS),
 		     (uint32_t)BT_KMES_CPU_ONLINE));
-	cr_assert(eq(u64, ld64(b1, BT_KMES_XOFF_TOPOLOGY), topo + 3));
-	cr_assert(eq(u32, ld32(b0, BT_KMES_XOFF_STATUS),
+	cr_assert(eq(u64, tu_ld64(b1, BT_KMES_XOFF_TOPOLOGY), topo + 3));
+	cr_assert(eq(u32, tu_ld32(b0, BT_KMES_XOFF_STATUS),
 		     (uint32_t)BT_KMES_CPU_ONLINE), "slot 0 untouched");
 
 	/* The status survives a swap. */
@@ -1610,16 +1512,16 @@ Test(kmes_session, set_status_marks_a_slot_and_bumps_the_topology_counter)
 		     0));
 	cr_assert(eq(int, bt_kmes_session__resize(s, CAP_128K), 0));
 	kmes_unmap(b1, cap);
-	b1 = map_slot(name, 1, &cap);
-	cr_assert(eq(u32, ld32(b1, BT_KMES_XOFF_STATUS),
+	b1 = tu_map_slot(name, 1, &cap);
+	cr_assert(eq(u32, tu_ld32(b1, BT_KMES_XOFF_STATUS),
 		     (uint32_t)BT_KMES_CPU_OFFLINE));
 
 	/* Bad arguments change nothing. */
-	topo = ld64(b1, BT_KMES_XOFF_TOPOLOGY);
+	topo = tu_ld64(b1, BT_KMES_XOFF_TOPOLOGY);
 	cr_assert(eq(int, bt_kmes_session__set_status(s, 2, 0), -EINVAL));
 	cr_assert(eq(int, bt_kmes_session__set_status(s, 0, 3), -EINVAL));
 	cr_assert(eq(int, bt_kmes_session__set_status(NULL, 0, 0), -EINVAL));
-	cr_assert(eq(u64, ld64(b1, BT_KMES_XOFF_TOPOLOGY), topo));
+	cr_assert(eq(u64, tu_ld64(b1, BT_KMES_XOFF_TOPOLOGY), topo));
 	kmes_unmap(b0, CAP_64K);
 	kmes_unmap(b1, cap);
 	bt_kmes_reader__free(r);
@@ -1636,24 +1538,24 @@ Test(kmes_session, a_reader_of_all_slots_picks_up_a_hot_added_slot)
 	unsigned char *b0, *b1;
 	uint64_t cap, topo;
 
-	emit_sized(s, 0, 200);
+	tu_emit_sized(s, 0, EV_TYPE, 200);
 	cr_assert(eq(int, bt_kmes_reader__next(r, &ev), 1));
 	cr_assert(eq(int, bt_kmes_reader__next(r, &ev), 0));
 	cr_assert(eq(u32, bt_kmes_reader__slots(r), 1u));
-	b0 = map_slot(name, 0, &cap);
-	topo = ld64(b0, BT_KMES_XOFF_TOPOLOGY);
+	b0 = tu_map_slot(name, 0, &cap);
+	topo = tu_ld64(b0, BT_KMES_XOFF_TOPOLOGY);
 
 	cr_assert(eq(int, bt_kmes_session__add_slot(s, 0), 1));
 	cr_assert(eq(u32, bt_kmes_session__slots(s), 2u));
-	cr_assert(eq(u64, ld64(b0, BT_KMES_XOFF_TOPOLOGY), topo + 1));
-	cr_assert(eq(u32, ld32(b0, BT_KMES_XOFF_NR_SLOTS), 2u));
-	b1 = map_slot(name, 1, &cap);
-	cr_assert(eq(u64, ld64(b1, KMES_OFF_GENERATION), 1ull));
+	cr_assert(eq(u64, tu_ld64(b0, BT_KMES_XOFF_TOPOLOGY), topo + 1));
+	cr_assert(eq(u32, tu_ld32(b0, BT_KMES_XOFF_NR_SLOTS), 2u));
+	b1 = tu_map_slot(name, 1, &cap);
+	cr_assert(eq(u64, tu_ld64(b1, KMES_OFF_GENERATION), 1ull));
 	cr_assert(eq(u16, bt_le16(b1 + KMES_OFF_CPU_ID), (uint16_t)1));
-	cr_assert(eq(u64, ld64(b1, BT_KMES_XOFF_TOPOLOGY), topo + 1));
+	cr_assert(eq(u64, tu_ld64(b1, BT_KMES_XOFF_TOPOLOGY), topo + 1));
 
-	emit_sized(s, 1, 200);
-	emit_sized(s, 1, 200);
+	tu_emit_sized(s, 1, EV_TYPE, 200);
+	tu_emit_sized(s, 1, EV_TYPE, 200);
 	for (uint64_t q = 1; q <= 2; q++) {
 		cr_assert(eq(int, bt_kmes_reader__next(r, &ev), 1));
 		cr_assert(eq(u32, ev.slot, 1u));
@@ -1680,7 +1582,7 @@ Test(kmes_session, a_reader_sleeping_in_wait_is_woken_by_a_hot_added_slot,
 	pid_t pid;
 	char c;
 
-	mine = map_slot(name, 0, &cap);
+	mine = tu_map_slot(name, 0, &cap);
 	cr_assert(eq(int, pipe(pfd), 0));
 	pid = fork();
 	cr_assert(ge(int, (int)pid, 0));
@@ -1691,30 +1593,27 @@ Test(kmes_session, a_reader_sleeping_in_wait_is_woken_by_a_hot_added_slot,
 
 		memset(&res, 0, sizeof(res));
 		c = r ? 'r' : 'x';
-		write_full(pfd[1], &c, 1);
+		tu_write_full(pfd[1], &c, 1);
 		if (!r)
 			_exit(1);
-		t = mono_ms();
+		t = tu_mono_ms();
 		res.ret = bt_kmes_reader__wait(r, 20000);
-		res.ms = mono_ms() - t;
+		res.ms = tu_mono_ms() - t;
 		/* Then the new slot is followed. */
 		(void)bt_kmes_reader__next(r, &ev);
 		res.counter_after = bt_kmes_reader__slots(r);
-		write_full(pfd[1], &res, sizeof(res));
+		tu_write_full(pfd[1], &res, sizeof(res));
 		_exit(0);
 	}
 	close(pfd[1]);
-	read_full(pfd[0], &c, 1);
-	cr_assert(eq(chr, c, 'r'));
-	wait_need_wake(mine);
-	wait_until_sleeping(pid);
+	wait_for_sleeper(mine, pfd[0], pid);
 
-	t0 = mono_ms();
+	t0 = tu_mono_ms();
 	cr_assert(eq(int, bt_kmes_session__add_slot(s, 0), 1));
-	read_full(pfd[0], &res, sizeof(res));
-	cr_assert(eq(int, child_status(pid), 0));
+	tu_read_full(pfd[0], &res, sizeof(res));
+	cr_assert(eq(int, tu_child_status(pid), 0));
 	cr_assert(eq(int, res.ret, 1));
-	cr_assert(lt(u64, mono_ms() - t0, 5000ull));
+	cr_assert(lt(u64, tu_mono_ms() - t0, 5000ull));
 	cr_assert(eq(u32, res.counter_after, 2u), "the reader follows 2 slots");
 	kmes_unmap(mine, cap);
 	bt_kmes_session__close(s);
@@ -1775,11 +1674,11 @@ static void check_statuses(const char *name, const uint32_t *want, uint32_t n)
 	cr_assert(eq(u64, nr, (uint64_t)n));
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t cap;
-		unsigned char *b = map_slot(name, i, &cap);
+		unsigned char *b = tu_map_slot(name, i, &cap);
 
-		cr_assert(eq(u32, ld32(b, BT_KMES_XOFF_STATUS), want[i]),
+		cr_assert(eq(u32, tu_ld32(b, BT_KMES_XOFF_STATUS), want[i]),
 			  "slot %u", i);
-		cr_assert(eq(u32, ld32(b, BT_KMES_XOFF_NR_SLOTS), n),
+		cr_assert(eq(u32, tu_ld32(b, BT_KMES_XOFF_NR_SLOTS), n),
 			  "slot %u", i);
 		kmes_unmap(b, cap);
 	}
@@ -1798,8 +1697,8 @@ Test(kmes_session, sync_cpus_follows_online_and_present_cpu_lists)
 	/* A known start whatever this machine's CPUs are. */
 	cr_assert(eq(int, bt_kmes_session__set_status(s, 0, 0), 0));
 	cr_assert(eq(int, bt_kmes_session__set_status(s, 1, 0), 0));
-	b0 = map_slot(name, 0, &cap);
-	topo = ld64(b0, BT_KMES_XOFF_TOPOLOGY);
+	b0 = tu_map_slot(name, 0, &cap);
+	topo = tu_ld64(b0, BT_KMES_XOFF_TOPOLOGY);
 
 	/* CPU 2 is present, not online: a ring, marked offline. */
 	cpu_file(root, "online", "0-1\n");
@@ -1807,15 +1706,15 @@ Test(kmes_session, sync_cpus_follows_online_and_present_cpu_lists)
 	cr_assert(eq(int, bt_kmes_session__sync_cpus(s, root), 1));
 	cr_assert(eq(u32, bt_kmes_session__slots(s), 3u));
 	check_statuses(name, (const uint32_t[]){ 0, 0, 1 }, 3);
-	cr_assert(eq(u64, ld64(b0, BT_KMES_XOFF_TOPOLOGY), topo + 1));
+	cr_assert(eq(u64, tu_ld64(b0, BT_KMES_XOFF_TOPOLOGY), topo + 1));
 
 	/* CPU 2 comes online, CPU 3 is hot-added. */
 	cpu_file(root, "online", "0-3\n");
 	cpu_file(root, "present", "0-3\n");
 	cr_assert(eq(int, bt_kmes_session__sync_cpus(s, root), 2));
 	check_statuses(name, (const uint32_t[]){ 0, 0, 0, 0 }, 4);
-	cr_assert(eq(u64, ld64(b0, BT_KMES_XOFF_TOPOLOGY), topo + 2));
-	emit_sized(s, 3, 200);		/* the new ring takes events */
+	cr_assert(eq(u64, tu_ld64(b0, BT_KMES_XOFF_TOPOLOGY), topo + 2));
+	tu_emit_sized(s, 3, EV_TYPE, 200);	/* the new ring takes events */
 
 	/* CPU 1 goes offline, CPU 2 is removed. */
 	cpu_file(root, "online", "0,3\n");
@@ -1824,9 +1723,9 @@ Test(kmes_session, sync_cpus_follows_online_and_present_cpu_lists)
 	check_statuses(name, (const uint32_t[]){ 0, 1, 2, 0 }, 4);
 
 	/* Nothing changed: no bump. */
-	topo = ld64(b0, BT_KMES_XOFF_TOPOLOGY);
+	topo = tu_ld64(b0, BT_KMES_XOFF_TOPOLOGY);
 	cr_assert(eq(int, bt_kmes_session__sync_cpus(s, root), 0));
-	cr_assert(eq(u64, ld64(b0, BT_KMES_XOFF_TOPOLOGY), topo));
+	cr_assert(eq(u64, tu_ld64(b0, BT_KMES_XOFF_TOPOLOGY), topo));
 
 	/* No "present" file: the online CPUs are the present ones. */
 	cpu_file(root, "present", NULL);
@@ -1859,8 +1758,8 @@ Test(kmes_session, sync_cpus_rejects_malformed_cpu_lists)
 	fake_sysfs(root, sizeof(root));
 	cr_assert(eq(int, bt_kmes_session__set_status(s, 0, 0), 0));
 	cr_assert(eq(int, bt_kmes_session__set_status(s, 1, 0), 0));
-	b0 = map_slot(name, 0, &cap);
-	topo = ld64(b0, BT_KMES_XOFF_TOPOLOGY);
+	b0 = tu_map_slot(name, 0, &cap);
+	topo = tu_ld64(b0, BT_KMES_XOFF_TOPOLOGY);
 
 	/* No online file at all. */
 	cr_assert(eq(int, bt_kmes_session__sync_cpus(s, root), -ENOENT));
@@ -1877,7 +1776,7 @@ Test(kmes_session, sync_cpus_rejects_malformed_cpu_lists)
 	}
 	/* Nothing changed on the way. */
 	check_statuses(name, (const uint32_t[]){ 0, 0 }, 2);
-	cr_assert(eq(u64, ld64(b0, BT_KMES_XOFF_TOPOLOGY), topo));
+	cr_assert(eq(u64, tu_ld64(b0, BT_KMES_XOFF_TOPOLOGY), topo));
 	cr_assert(eq(int, bt_kmes_session__sync_cpus(s, NULL), -EINVAL));
 	cr_assert(eq(int, bt_kmes_session__sync_cpus(NULL, root), -EINVAL));
 	kmes_unmap(b0, cap);
@@ -1899,11 +1798,11 @@ static void check_numa(const char *name, uint32_t slots, uint64_t gen)
 		uint64_t cap;
 
 		cr_assert(ge(int, node, 0), "cpu %u has no node", i);
-		b = map_slot(name, i, &cap);
-		cr_assert(eq(u64, ld64(b, KMES_OFF_GENERATION), gen));
-		cr_assert(eq(i32, (int32_t)ld32(b, BT_KMES_XOFF_NUMA_NODE),
+		b = tu_map_slot(name, i, &cap);
+		cr_assert(eq(u64, tu_ld64(b, KMES_OFF_GENERATION), gen));
+		cr_assert(eq(i32, (int32_t)tu_ld32(b, BT_KMES_XOFF_NUMA_NODE),
 			     (int32_t)node), "slot %u", i);
-		cr_assert(eq(u32, ld32(b, BT_KMES_XOFF_FLAGS) &
+		cr_assert(eq(u32, tu_ld32(b, BT_KMES_XOFF_FLAGS) &
 			     BT_KMES_XF_NUMA_VERIFIED, BT_KMES_XF_NUMA_VERIFIED),
 			  "slot %u", i);
 

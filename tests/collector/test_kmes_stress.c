@@ -51,16 +51,6 @@
 
 /* ---- Helpers ------------------------------------------------------------ */
 
-static uint64_t xorshift(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
-
 /* A seed that differs between runs; printed with every failure. */
 static uint64_t test_seed(void)
 {
@@ -217,8 +207,8 @@ static void st_producer(struct st_shared *sh, const char *name, uint64_t seed)
 
 	t0 = mono_s();
 	while (total < ST_EVENTS) {
-		uint32_t slot = (uint32_t)(xorshift(&rng) % ST_SLOTS);
-		uint64_t r = xorshift(&rng);
+		uint32_t slot = (uint32_t)(tu_xorshift(&rng) % ST_SLOTS);
+		uint64_t r = tu_xorshift(&rng);
 		/* Half single emits, half batches of 2..128 events. */
 		uint32_t n = (r & 1) ? 1 : 2 + (uint32_t)((r >> 1) % 127);
 		uint32_t done = 0;
@@ -227,8 +217,9 @@ static void st_producer(struct st_shared *sh, const char *name, uint64_t seed)
 		if (n > ST_EVENTS - total)
 			n = (uint32_t)(ST_EVENTS - total);
 		for (uint32_t i = 0; i < n; i++) {
-			uint32_t len = ST_PAY_MIN + (uint32_t)(xorshift(&rng) %
-					(ST_PAY_MAX - ST_PAY_MIN + 1));
+			uint32_t len = ST_PAY_MIN +
+				(uint32_t)(tu_xorshift(&rng) %
+					   (ST_PAY_MAX - ST_PAY_MIN + 1));
 
 			bt_kmes_payload_fill(buf[i], len, next[slot] + i, &rng);
 			e[i] = (struct kmes_emit_entry){
@@ -554,7 +545,7 @@ static void cr_producer(struct cr_shared *sh, const char *name,
 	next = bt_kmes_session__last_sequence(s, 0) + 1;
 	atomic_store(&sh->ready, 1);
 	for (;;) {
-		uint64_t r = xorshift(&rng), need = 0;
+		uint64_t r = tu_xorshift(&rng), need = 0;
 		uint32_t n, done = 0;
 		int ret;
 
@@ -562,8 +553,9 @@ static void cr_producer(struct cr_shared *sh, const char *name,
 		    mode == CR_BATCHES ? 2 + (uint32_t)(r % 255) :
 		    (r & 1) ? 1 : 2 + (uint32_t)((r >> 1) % 255);
 		for (uint32_t i = 0; i < n; i++) {
-			uint32_t len = ST_PAY_MIN + (uint32_t)(xorshift(&rng) %
-					(CR_PAY_MAX - ST_PAY_MIN + 1));
+			uint32_t len = ST_PAY_MIN +
+				(uint32_t)(tu_xorshift(&rng) %
+					   (CR_PAY_MAX - ST_PAY_MIN + 1));
 
 			bt_kmes_payload_fill(buf[i], len, next + i, &rng);
 			e[i] = (struct kmes_emit_entry){

@@ -2,6 +2,7 @@
 #include "helpers/testutil.h"
 
 #include <criterion/criterion.h>
+#include <criterion/new/assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -180,4 +181,156 @@ int tu_run(char *const argv[], char **out, char **err)
 	close(efd);
 	return WIFEXITED(status) ? WEXITSTATUS(status) :
 	       128 + WTERMSIG(status);
+}
+
+uint16_t tu_rd16(const unsigned char *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+uint32_t tu_rd32(const unsigned char *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+uint64_t tu_rd64(const unsigned char *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+uint64_t tu_ld64(const unsigned char *base, unsigned off)
+{
+	return __atomic_load_n((const uint64_t *)(const void *)(base + off),
+			       __ATOMIC_ACQUIRE);
+}
+
+uint32_t tu_ld32(const unsigned char *base, unsigned off)
+{
+	return __atomic_load_n((const uint32_t *)(const void *)(base + off),
+			       __ATOMIC_ACQUIRE);
+}
+
+bool tu_all_zero(const unsigned char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (p[i])
+			return false;
+	}
+	return true;
+}
+
+unsigned char *tu_map_slot(const char *name, uint32_t slot,
+			   uint64_t *cap_out)
+{
+	uint64_t cap = 0;
+	void *base;
+	int fd;
+
+	fd = kmes_attach(name, slot, &cap);
+	cr_assert(ge(int, fd, 0), "kmes_attach(%s, %u): %s", name, slot,
+		  strerror(errno));
+	base = kmes_map(fd, cap);
+	cr_assert(ne(ptr, base, NULL), "kmes_map(%s, %u): %s", name, slot,
+		  strerror(errno));
+	close(fd);
+	if (cap_out)
+		*cap_out = cap;
+	return base;
+}
+
+void tu_emit_sized(struct bt_kmes_session *s, uint32_t slot, const char *type,
+		   uint32_t size)
+{
+	static unsigned char buf[65536];
+	uint16_t tlen = (uint16_t)strlen(type);
+	uint32_t hdr = KMES_HDR_FIXED + tlen;
+	uint32_t plen = size - hdr;
+	uint64_t seq = bt_kmes_session__last_sequence(s, slot) + 1;
+
+	cr_assert(size > hdr && plen <= sizeof(buf));
+	tu_payload(buf, plen, seq);
+	cr_assert(eq(int, kmes_emit(s, slot, type, tlen, buf, plen), 0),
+		  "kmes_emit(slot %u, %u bytes): %s", slot, size,
+		  strerror(errno));
+}
+
+uint64_t tu_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+char tu_proc_state(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return '?';
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return '?';
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : '?';
+}
+
+void tu_wait_until_sleeping(pid_t pid)
+{
+	for (int i = 0; i < 500 && tu_proc_state(pid) != 'S'; i++)
+		usleep(10000);
+	usleep(50000);
+}
+
+void tu_read_full(int fd, void *buf, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = read(fd, (char *)buf + done, len - done);
+
+		cr_assert(gt(long, (long)n, 0L), "short read from child");
+		done += (size_t)n;
+	}
+}
+
+void tu_write_full(int fd, const void *buf, size_t len)
+{
+	if (write(fd, buf, len) != (ssize_t)len)
+		_exit(99);
+}
+
+uint64_t tu_xorshift(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+int tu_child_status(pid_t pid)
+{
+	int st = 0;
+
+	cr_assert(eq(int, (int)waitpid(pid, &st, 0), (int)pid));
+	cr_assert(eq(int, WIFEXITED(st) ? 1 : 0, 1), "child died (status %#x)",
+		  st);
+	return WEXITSTATUS(st);
 }
