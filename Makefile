@@ -43,14 +43,14 @@ WARN	:= -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wformat=2 -Wvla -Wundef -Werror
 
 # Packages that have a pkg-config file; libipt has none (-lipt).
-PKGS	:= msgpack numa uuid
+PKGS	:= msgpack numa uuid capstone libelf
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN_FLAGS) \
 	      -fvisibility=hidden -fPIC -Iinclude -Isrc -Itests -MMD -MP $(PKG_CFLAGS)
 ALL_LDFLAGS := $(LDFLAGS) $(SAN_FLAGS)
-LIBS	:= $(PKG_LIBS) -lpthread
+LIBS	:= $(PKG_LIBS) -lipt -lpthread
 
 LIB_SRC	:= $(sort $(wildcard src/common/*.c src/ds/*.c src/collector/*.c \
 			     src/decoder/*.c))
@@ -58,19 +58,23 @@ CLI_SRC	:= $(sort $(wildcard tools/btrail/*.c))
 TEST_SRC := $(sort $(filter-out tests/helpers/%,$(wildcard tests/*/*.c)))
 TEST_HELPER_SRC := $(sort $(wildcard tests/helpers/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
+# Programs the step/pt-emu tests and benchmarks trace: built plainly (no
+# sanitizers: a stepped process runs every instruction under ptrace).
+PROG_SRC := $(sort $(wildcard tests/progs/*.c))
 
 LIB_OBJ	:= $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ	:= $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 TEST_HELPER_OBJ := $(TEST_HELPER_SRC:%.c=$(BUILD)/%.o)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+PROG_BIN := $(PROG_SRC:tests/progs/%.c=$(BUILD)/tests/progs/%)
 
 STATIC	:= $(BUILD)/libbtrail.a
 SHARED	:= $(BUILD)/libbtrail.so.$(VERSION)
 CLI	:= $(BUILD)/btrail
 RUNNER	:= $(BUILD)/tests/run
 
-all: $(STATIC) $(SHARED) $(CLI) $(RUNNER) $(BENCH_BIN)
+all: $(STATIC) $(SHARED) $(CLI) $(RUNNER) $(BENCH_BIN) $(PROG_BIN)
 
 $(STATIC): $(LIB_OBJ)
 	$(call msg,AR,$@)
@@ -101,6 +105,12 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(STATIC)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(STATIC) $(LIBS)
 
+$(BUILD)/tests/progs/%: tests/progs/%.c
+	$(call msg,PROG,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) -std=gnu11 -O1 -g -fno-omit-frame-pointer -pthread -Wall \
+		-o $@ $<
+
 $(BUILD)/%.o: %.c
 	$(call msg,CC,$<)
 	$(Q)mkdir -p $(@D)
@@ -114,6 +124,7 @@ deps:
 # --jobs 2: the machines are 2-core; heavy tests fork their own processes.
 check: all
 	$(Q)BTRAIL_BIN=$(abspath $(CLI)) BTRAIL_SRCDIR=$(CURDIR) \
+		BTRAIL_PROGS=$(abspath $(BUILD)/tests/progs) \
 		LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 		$(RUNNER) --jobs $(or $(JOBS),2) $(TESTFLAGS)
 	$(Q)SAN_FLAGS="$(SAN_FLAGS)" scripts/installcheck.sh $(BUILD)
@@ -125,8 +136,9 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory $(CLI)
 	$(Q)scripts/demo.sh $(abspath $(CLI))
 
-bench: $(BENCH_BIN)
-	$(Q)for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
+bench: $(BENCH_BIN) $(PROG_BIN)
+	$(Q)for b in $(BENCH_BIN); do echo "== $$b"; \
+		BTRAIL_PROGS=$(abspath $(BUILD)/tests/progs) $$b || exit 1; done
 
 btrail.pc: btrail.pc.in Makefile
 	$(call msg,GEN,$@)
