@@ -135,8 +135,11 @@ struct bt_pmu_open_args {
 	bool sideband;		/* a software dummy event: MMAP2, COMM, FORK,
 				   EXIT, SWITCH, ITRACE_START records only */
 	uid_t uid;		/* whose mlock budget the mapping counts in */
+	bool enable_on_exec;	/* TASK: also start at the task's next exec
+				   (perf's enable_on_exec), as for a forked
+				   workload; enable() still starts it */
 };
-#define bt_pmu_open_args__last_field uid
+#define bt_pmu_open_args__last_field enable_on_exec
 
 /* What bt_pmu_ops.map gives back; valid until unmap or close. */
 struct bt_pmu_buffers {
@@ -186,7 +189,7 @@ struct bt_perf_opts {
 };
 #define bt_perf_opts__last_field sysfs
 
-/* The real kernel interface. NULL with errno ENOMEM only. */
+/* The real kernel interface. NULL with errno EINVAL (@opts) or ENOMEM. */
 BT_API struct bt_pmu *bt_pmu__new_perf(const struct bt_perf_opts *opts);
 
 struct bt_sim_opts {
@@ -231,8 +234,11 @@ struct bt_ds_opts {
 	bt_ds_notice_fn notice;	/* called for every view concerned */
 	void *notice_ctx;
 	uint64_t min_aux_bytes;	/* below this a session ends; 0: 4 pages */
+	uint32_t nr_cpus;	/* CPUs 0..nr_cpus-1 that BT_TARGET_ALL
+				   expands to; 0: this machine's online CPUs
+				   (give a sim backend's opts.nr_cpus) */
 };
-#define bt_ds_opts__last_field min_aux_bytes
+#define bt_ds_opts__last_field nr_cpus
 
 /* Over @pmu (borrowed; must outlive the allocator). NULL with errno. */
 BT_API struct bt_ds *bt_ds__new(struct bt_pmu *pmu,
@@ -295,7 +301,8 @@ BT_API void bt_ds_view__release(struct bt_ds_view *v);
 /*
  * bt_ds_view__resize() - ask for a new AUX size for @v's session (its
  * owner only). Keeps the newest data that fits. -EPERM for a sharer,
- * -ENOMEM over budget, -EINVAL for a bad size.
+ * -ENOMEM over budget, -EINVAL for a bad size or a view made of parts
+ * (resize a part), -ENODEV when the session was revoked.
  */
 BT_API int bt_ds_view__resize(struct bt_ds_view *v, uint64_t aux_bytes);
 
@@ -305,6 +312,31 @@ BT_API const struct bt_pmu_buffers *bt_ds_view__buffers(const struct bt_ds_view 
 BT_API bool bt_ds_view__filtered(const struct bt_ds_view *v);
 /* True when the session has ended (REVOKE): the view reads nothing more. */
 BT_API bool bt_ds_view__revoked(const struct bt_ds_view *v);
+
+/*
+ * Views made of parts: a BT_TARGET_ALL view has one part per CPU (part i
+ * is CPU i), a filtered task view one per per-CPU session it reads. Each
+ * part is a view on one session (buffers, notices, resize by its owner);
+ * the whole has no buffers of its own. bt_ds_view__nr_parts() is 0 for a
+ * view on one session. A part is borrowed: valid until its whole is
+ * released, and bt_ds_view__release() on a part does nothing.
+ */
+BT_API uint32_t bt_ds_view__nr_parts(const struct bt_ds_view *v);
+/* Part @i of @v, or NULL (errno EINVAL) when @v has no part @i. */
+BT_API struct bt_ds_view *bt_ds_view__part(const struct bt_ds_view *v,
+					   uint32_t i);
+/*
+ * What @v reads: its session's target (TASK or CPU) for a view on one
+ * session, the requested target for a whole; {0, -1} for NULL.
+ */
+BT_API struct bt_target bt_ds_view__target(const struct bt_ds_view *v);
+/*
+ * The backend's event behind @v's session, for the backend's own calls
+ * (bt_pmu_ops.fd to poll for wakeups; a sim event's hardware side);
+ * borrowed, valid until the next notice to @v. NULL for a whole or a
+ * revoked view. Enabling, mapping or closing it is the allocator's.
+ */
+BT_API struct bt_pmu_event *bt_ds_view__event(const struct bt_ds_view *v);
 
 /* Bytes mapped by every session of @ds, for the accounting invariant. */
 BT_API uint64_t bt_ds__mapped(const struct bt_ds *ds);

@@ -33,8 +33,27 @@ bool bt_sim_is(const struct bt_pmu *pmu);
 uint64_t bt_sim_tsc(struct bt_pmu *pmu);
 
 /*
+ * The model's mlock accounting (kernel/events/core.c perf_mmap()), in
+ * bytes: what @uid has charged to its user->locked_vm, what this process
+ * has charged to mm->pinned_vm past the per-user allowance, and the two
+ * limits (user_limit = perf_event_mlock_kb * CPUs; rlimit = RLIMIT_MEMLOCK,
+ * UINT64_MAX when unlimited or with CAP_IPC_LOCK).
+ */
+struct bt_sim_mlock {
+	uint64_t user_locked;
+	uint64_t pinned;
+	uint64_t user_limit;
+	uint64_t rlimit;
+};
+
+/* Fill @out for @uid. Returns 0 or -EINVAL. */
+int bt_sim_mlock(struct bt_pmu *pmu, uid_t uid, struct bt_sim_mlock *out);
+
+/*
  * The DS management area of a BTS or PEBS event, as the hardware reads
- * it (Intel SDM vol. 3 §18.6.3.4), offsets into the event's DS buffer.
+ * it (Intel SDM vol. 3 §18.6.3.4), offsets into the event's DS buffer:
+ * for BTS the AUX area itself (as intel_bts programs it), for PEBS the
+ * kernel's own 64 KiB buffer.
  */
 struct bt_sim_ds_area {
 	uint64_t bts_base;
@@ -80,8 +99,8 @@ int bt_sim_pebs_record(struct bt_pmu *pmu, struct bt_pmu_event *ev,
 		       const struct bt_sim_pebs_record *rec);
 
 /*
- * One LBR sample: PERF_RECORD_SAMPLE with PERF_SAMPLE_IP | TID | TIME |
- * BRANCH_STACK, @n entries newest first.
+ * One LBR sample: PERF_RECORD_SAMPLE with PERF_SAMPLE_IDENTIFIER | IP |
+ * TID | TIME | CPU | BRANCH_STACK, @n (at most 32) entries newest first.
  */
 int bt_sim_lbr_sample(struct bt_pmu *pmu, struct bt_pmu_event *ev,
 		      pid_t pid, pid_t tid, uint64_t ip,
@@ -93,6 +112,14 @@ int bt_sim_lbr_sample(struct bt_pmu *pmu, struct bt_pmu_event *ev,
  */
 int bt_sim_pt_write(struct bt_pmu *pmu, struct bt_pmu_event *ev,
 		    const void *buf, size_t len);
+
+/*
+ * VMX root operation begins (@on) or ends on @ev's CPU, as
+ * intel_pt_handle_vmx(): while on, PT cannot trace (bt_sim_pt_write()
+ * returns -ENOSPC) and the AUX record that covers the gap carries
+ * PERF_AUX_FLAG_PARTIAL. -EINVAL for an event that is not PT.
+ */
+int bt_sim_pt_vmx(struct bt_pmu *pmu, struct bt_pmu_event *ev, bool on);
 
 /*
  * Tracing stops for now (disable, a context switch out, the end of the
