@@ -55,7 +55,7 @@ LIBS	:= $(PKG_LIBS) -lipt -lpthread
 LIB_SRC	:= $(sort $(wildcard src/common/*.c src/ds/*.c src/collector/*.c \
 			     src/decoder/*.c))
 CLI_SRC	:= $(sort $(wildcard tools/btrail/*.c))
-TEST_SRC := $(sort $(filter-out tests/helpers/%,$(wildcard tests/*/*.c)))
+TEST_SRC := $(sort $(filter-out tests/helpers/% tests/progs/%,$(wildcard tests/*/*.c)))
 TEST_HELPER_SRC := $(sort $(wildcard tests/helpers/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 # Programs the step/pt-emu tests and benchmarks trace: built plainly (no

@@ -41,6 +41,7 @@ bool progress_tty(void);
 /* CLOCK_MONOTONIC seconds. */
 double now_s(void);
 
+int do_caps(int argc, char **argv);
 int do_kmes(int argc, char **argv);
 int do_rings(int argc, char **argv);
 int kmes_do_emit(int argc, char **argv);

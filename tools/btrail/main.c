@@ -25,6 +25,7 @@ static int do_help(int argc, char **argv);
 static int do_version(int argc, char **argv);
 
 static const struct cmd cmds[] = {
+	{ "caps",	do_caps,	"which trace facilities this machine offers, and why not" },
 	{ "kmes",	do_kmes,	"create, fill, drain, resize and remove KMES ring sessions" },
 	{ "rings",	do_rings,	"list ring sessions, or the rings of one session" },
 	{ "version",	do_version,	"print the version" },
