@@ -14,16 +14,16 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <gelf.h>
-#include <libelf.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <btrail/errno.h>
+
 #include "common/log.h"
+#include "ds/elfsym.h"
 
 struct filter_term {
 	const char *action;	/* kernel's: filter, start, stop */
@@ -33,86 +33,28 @@ struct filter_term {
 	char file[PATH_MAX];	/* absolute, or "" for kernel addresses */
 };
 
-/* Look @name up in @elf's symbol table of @type; 1 found, 0 not. */
-static int elf_find_sym(Elf *elf, Elf64_Word type, const char *name,
-			GElf_Sym *out)
-{
-	Elf_Scn *scn = NULL;
-	GElf_Shdr sh;
-
-	while ((scn = elf_nextscn(elf, scn))) {
-		Elf_Data *data;
-
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != type ||
-		    !sh.sh_entsize)
-			continue;
-		data = elf_getdata(scn, NULL);
-		if (!data)
-			continue;
-		for (size_t i = 0; i < sh.sh_size / sh.sh_entsize; i++) {
-			GElf_Sym sym;
-			const char *n;
-
-			if (!gelf_getsym(data, (int)i, &sym) ||
-			    sym.st_shndx == SHN_UNDEF)
-				continue;
-			n = elf_strptr(elf, sh.sh_link, sym.st_name);
-			if (n && !strcmp(n, name)) {
-				*out = sym;
-				return 1;
-			}
-		}
-	}
-	return 0;
-}
-
-/* Symbol @name of @path as a file offset and size. */
+/* Symbol @name of @path as a file offset and size, with a warning why not. */
 static int elf_sym_offset(const char *path, const char *name, uint64_t *off,
 			  uint64_t *size)
 {
-	GElf_Sym sym;
-	GElf_Phdr ph;
-	size_t nph;
-	Elf *elf;
-	int fd, err = -ENOENT;
+	int err = bt_elfsym_file_offset(path, name, off, size);
 
-	if (elf_version(EV_CURRENT) == EV_NONE)
-		return -EINVAL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	elf = elf_begin(fd, ELF_C_READ, NULL);
-	if (!elf || elf_kind(elf) != ELF_K_ELF) {
-		pr_warn("perf: filter: %s is not an ELF file: %s", path,
-			elf_errmsg(-1));
-		err = -EINVAL;
-		goto out_end;
-	}
-	if (!elf_find_sym(elf, SHT_SYMTAB, name, &sym) &&
-	    !elf_find_sym(elf, SHT_DYNSYM, name, &sym)) {
+	switch (err) {
+	case 0:
+		return 0;
+	case -ENOENT:
 		pr_warn("perf: filter: no symbol '%s' in %s", name, path);
-		goto out_end;
-	}
-	if (elf_getphdrnum(elf, &nph))
-		goto out_end;
-	for (size_t i = 0; i < nph; i++) {
-		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD)
-			continue;
-		if (sym.st_value >= ph.p_vaddr &&
-		    sym.st_value < ph.p_vaddr + ph.p_memsz) {
-			*off = sym.st_value - ph.p_vaddr + ph.p_offset;
-			*size = sym.st_size;
-			err = 0;
-			break;
-		}
-	}
-	if (err)
+		return err;
+	case -ERANGE:
 		pr_warn("perf: filter: symbol '%s' of %s is in no loaded "
 			"segment", name, path);
-out_end:
-	elf_end(elf);
-	close(fd);
-	return err;
+		return -ENOENT;
+	case -BT_ERRNO_FORMAT:
+		pr_warn("perf: filter: %s is not an ELF file", path);
+		return -EINVAL;
+	default:
+		return err;
+	}
 }
 
 static char *trim(char *s)
