@@ -50,11 +50,20 @@ struct bt_step_opts {
  * after exec. Returns the stepper, or NULL with errno (ENOENT, EPERM when
  * ptrace is refused, EINVAL for a bad facility or a backend that is not
  * sim). Nothing is traced until bt_step__bind() and bt_step__run().
+ *   EINVAL  bad @opts (size, facility, backend, psb_period under 256 for
+ *           pt-emu, an empty part in start_at) or no @argv[0]
+ *   ENOENT  no such program, or no such start_at symbol in it
+ *   EACCES  not executable; ENOEXEC: not a program exec(2) can run
  */
 BT_API struct bt_step *bt_step__spawn(const struct bt_step_opts *opts,
 				      char *const argv[]);
 
-/* Attach to a running @pid (all its threads); NULL with errno. */
+/*
+ * Attach to a running @pid (all its threads, PTRACE_SEIZE); NULL with
+ * errno: EINVAL (@opts, @pid <= 0), ESRCH (no such process), EPERM
+ * (ptrace refused: this process itself, or not permitted). When tracing
+ * ends (max_insns) the process is detached and goes on.
+ */
 BT_API struct bt_step *bt_step__attach(const struct bt_step_opts *opts,
 				       pid_t pid);
 
@@ -65,7 +74,10 @@ BT_API pid_t bt_step__pid(const struct bt_step *s);
  * bt_step__bind() - write trace into @trace (a sim event of the matching
  * facility: BTS for step, PT for pt-emu, opened for task bt_step__pid()
  * and mapped) and sideband into @sideband (a sim sideband event, or
- * NULL). Both borrowed; they must outlive the run. 0 or -EINVAL.
+ * NULL). Both borrowed; they must outlive the run. 0 or -EINVAL (also
+ * for an event of another sim or task, or of the wrong kind, or after
+ * bt_step__run()). As on the hardware, nothing is stored while @trace is
+ * disabled: enable it (bt_pmu_ops.enable) before the run.
  */
 BT_API int bt_step__bind(struct bt_step *s, struct bt_pmu_event *trace,
 			 struct bt_pmu_event *sideband);
@@ -75,7 +87,8 @@ BT_API int bt_step__bind(struct bt_step *s, struct bt_pmu_event *trace,
  * every thread, until the process exits or is killed. A fatal signal is
  * recorded (bt_step__fault()) and then delivered, so the process dies of
  * it as it would have. Returns 0 or a negative errno (the process is then
- * killed). Single-threaded: call from one thread.
+ * killed): -EINVAL when not bound, -EALREADY when it ran before.
+ * Single-threaded: call from one thread.
  */
 BT_API int bt_step__run(struct bt_step *s);
 
