@@ -232,7 +232,14 @@ int main(int argc, char **argv)
 	char prog[4096];
 	double ratio;
 
-	if (argc > 1 && !quick) {
+	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		printf("usage: step_bench [--quick]\n"
+		       "Steps $BTRAIL_PROGS/hello with a bare PTRACE_SINGLESTEP loop,\n"
+		       "with step and with pt-emu; prints instructions per second\n"
+		       "and the ratios. --quick: one run of 20000 instructions.\n");
+		return 0;
+	}
+	if (argc > 2 || (argc > 1 && !quick)) {
 		fprintf(stderr, "usage: step_bench [--quick]\n");
 		return 2;
 	}
