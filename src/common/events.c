@@ -166,8 +166,8 @@ static int fixbuf_write(void *data, const char *buf, size_t len)
 {
 	struct fixbuf *b = data;
 
-	if (b->len <= b->cap && len <= b->cap - b->len)
-		memcpy(b->p + b->len, buf, len);
+	if (len && b->len <= b->cap && len <= b->cap - b->len)
+		memcpy(b->p + b->len, buf, len);	/* buf may be NULL at 0 */
 	b->len += len;
 	return 0;
 }

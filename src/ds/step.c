@@ -78,8 +78,8 @@ static int bts_put(struct bt_step *s, uint64_t from, uint64_t to)
  */
 static bool bts_records_it(const struct bt_step_insn *in)
 {
-	if (!in->next_ip)
-		return false;	/* the thread left for good (exit) */
+	if (!in->next_ip && in->cls == BT_INSN_FAR)
+		return false;	/* the exit call: the thread left for good */
 	switch (in->cls) {
 	case BT_INSN_JMP:
 	case BT_INSN_JMP_IND:

@@ -105,8 +105,8 @@ static int emit_insn(struct bt_stepper *st, const struct bt_step_thread *t,
 	in.cls = d->cls;
 	in.taken = next != d->ip + d->len;
 	st->counts.insns++;
-	if (in.taken && next)
-		st->counts.taken++;
+	if (in.taken && (next || d->cls != BT_INSN_FAR))
+		st->counts.taken++;	/* not the exit call; a call to 0 is */
 	st->sink_ip = next;
 	return st->sink->insn(st->sink->ctx, &in);
 }
