@@ -449,6 +449,33 @@ BT_API int bt_kmes_session__emit_trusted(struct bt_kmes_session *s,
 					 const struct kmes_emit_entry *entries,
 					 uint32_t count);
 
+/* One piece of a gathered payload. */
+struct bt_kmes_iov {
+	const void *base;
+	size_t len;
+};
+#define BT_KMES_IOV_MAX	8u
+
+/*
+ * bt_kmes_session__emit_trusted_iov() - one event of
+ * bt_kmes_session__emit_trusted() whose payload is the concatenation of
+ * @iov[0..@iovcnt) (1..BT_KMES_IOV_MAX pieces), copied straight into the
+ * ring: a producer puts its own header bytes (a msgpack map's keys and a
+ * bin header) beside bulk data it then copies once, from where it lies
+ * (an AUX area), instead of assembling the payload first.
+ *
+ * Returns 1 when written, 0 when dropped (as __emit_trusted: empty type,
+ * too large; the sequence is spent and the dropped counter grows), or
+ * -EINVAL for a bad @s, @slot, @stamp, @type, @iov or @iovcnt.
+ */
+BT_API int bt_kmes_session__emit_trusted_iov(struct bt_kmes_session *s,
+					     uint32_t slot,
+					     const struct bt_kmes_stamp *stamp,
+					     const char *type,
+					     uint16_t type_len,
+					     const struct bt_kmes_iov *iov,
+					     uint32_t iovcnt);
+
 /*
  * bt_kmes_session__last_sequence() - the last sequence number spent on
  * @slot (the next event gets this + 1), or 0 for a bad @s or @slot.

@@ -150,7 +150,8 @@ static void ring_make_room(struct kmes_slot *sl, uint64_t end)
  */
 static uint32_t ring_write(struct kmes_slot *sl, const struct kmes_emit_entry *e,
 			   const uint32_t *size, uint32_t n, uint8_t origin,
-			   int cpu)
+			   int cpu, const struct bt_kmes_iov *iov,
+			   uint32_t iovcnt)
 {
 	struct kmes_ring *r = &sl->ring;
 	uint64_t total = 0, pos, ts;
@@ -194,9 +195,20 @@ static uint32_t ring_write(struct kmes_slot *sl, const struct kmes_emit_entry *e
 		p[KMES_EV_ORIGIN] = origin;
 		bt_put_le16(p + KMES_EV_TYPE_LEN, e[i].event_type_len);
 		memcpy(p + KMES_EV_TYPE, e[i].event_type, e[i].event_type_len);
-		if (e[i].payload_len)
+		if (iov) {
+			/* gathered: entry 0's payload is the pieces */
+			unsigned char *q = p + KMES_EV_TYPE +
+					   e[i].event_type_len;
+
+			for (uint32_t k = 0; k < iovcnt; k++) {
+				if (iov[k].len)
+					memcpy(q, iov[k].base, iov[k].len);
+				q += iov[k].len;
+			}
+		} else if (e[i].payload_len) {
 			memcpy(p + KMES_EV_TYPE + e[i].event_type_len,
 			       e[i].payload, e[i].payload_len);
+		}
 		pos += size[i];
 		written++;
 	}
@@ -303,7 +315,8 @@ int kmes_emit_batch(struct bt_kmes_session *s, uint32_t slot,
 			break;
 	}
 	if (n)
-		ring_write(sl, entries, size, n, KMES_ORIGIN_USER, stamp_cpu(s));
+		ring_write(sl, entries, size, n, KMES_ORIGIN_USER, stamp_cpu(s),
+			   NULL, 0);
 	pthread_mutex_unlock(&sl->lock);
 
 	/* Tokens are charged only for events actually emitted. */
@@ -365,7 +378,51 @@ int bt_kmes_session__emit_trusted(struct bt_kmes_session *s, uint32_t slot,
 		else
 			size[i] = (uint32_t)total;
 	}
-	written = ring_write(sl, entries, size, count, st.origin_class, cpu);
+	written = ring_write(sl, entries, size, count, st.origin_class, cpu,
+			     NULL, 0);
+	pthread_mutex_unlock(&sl->lock);
+	return (int)written;
+}
+
+int bt_kmes_session__emit_trusted_iov(struct bt_kmes_session *s,
+				      uint32_t slot,
+				      const struct bt_kmes_stamp *stamp,
+				      const char *type, uint16_t type_len,
+				      const struct bt_kmes_iov *iov,
+				      uint32_t iovcnt)
+{
+	struct kmes_emit_entry e = {
+		.event_type = type, .event_type_len = type_len,
+	};
+	struct bt_kmes_stamp st;
+	struct kmes_slot *sl;
+	uint64_t plen = 0, total;
+	uint32_t size, written;
+	int cpu;
+
+	sl = s ? kmes_session_slot(s, slot) : NULL;
+	if (!sl || !iov || iovcnt == 0 || iovcnt > BT_KMES_IOV_MAX)
+		return -EINVAL;
+	if (bt_opts_copy(&st, sizeof(st), stamp) < 0)
+		return -EINVAL;
+	for (uint32_t k = 0; k < iovcnt; k++) {
+		if (iov[k].len && !iov[k].base)
+			return -EINVAL;
+		plen += iov[k].len;
+	}
+	cpu = st.has_cpu ? st.cpu_id : stamp_cpu(s);
+	total = (uint64_t)KMES_HDR_FIXED + type_len + plen;
+
+	pthread_mutex_lock(&sl->lock);
+	/* The structural checks of §5.2, as __emit_trusted makes them. */
+	if (type_len == 0 || !type || total > UINT32_MAX ||
+	    total > sl->ring.capacity / 2)
+		size = 0;
+	else
+		size = (uint32_t)total;
+	e.payload_len = (uint32_t)(plen > UINT32_MAX ? 0 : plen);
+	written = ring_write(sl, &e, &size, 1, st.origin_class, cpu, iov,
+			     iovcnt);
 	pthread_mutex_unlock(&sl->lock);
 	return (int)written;
 }
