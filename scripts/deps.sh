@@ -5,7 +5,8 @@
 set -eu
 
 PKGS="build-essential pkg-config libipt-dev libcapstone-dev libelf-dev
-libdw-dev libnuma-dev libmsgpack-dev uuid-dev libcriterion-dev babeltrace2"
+libdw-dev libnuma-dev libmsgpack-dev uuid-dev libcriterion-dev babeltrace2
+libjson-c-dev"
 
 missing=""
 for p in $PKGS; do

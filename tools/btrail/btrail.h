@@ -44,6 +44,10 @@ double now_s(void);
 int do_caps(int argc, char **argv);
 int do_kmes(int argc, char **argv);
 int do_rings(int argc, char **argv);
+int do_record(int argc, char **argv);
+int do_snapshot(int argc, char **argv);
+int do_info(int argc, char **argv);
+int do_recover(int argc, char **argv);
 int kmes_do_emit(int argc, char **argv);
 int kmes_do_drain(int argc, char **argv);
 
