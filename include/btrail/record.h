@@ -18,6 +18,9 @@
  *   - bt_record__request() (SIGUSR2 to `btrail record`, or `btrail
  *     snapshot SESSION`): a snapshot bundle of what the rings hold now;
  *     capture goes on in stream mode (in snapshot mode capture ends);
+ *   - a threshold-notifier condition (bt_record_opts.snapshot_when)
+ *     becomes true: a snapshot bundle as for a request, with
+ *     bt.trigger "notifier";
  *   - bt_record__stop() (SIGINT/SIGTERM for -a, -C and -p): capture ends.
  *
  * Errors: negative errno; constructors return NULL with errno. The
@@ -61,8 +64,16 @@ struct bt_record_opts {
 	const char *session;	/* ring session name; NULL: "record-<pid>" */
 	bool keep_session;	/* leave the ring session after the run */
 	bool progress;		/* progress lines on stderr while writing */
+	/*
+	 * A threshold-notifier condition that takes a snapshot bundle each
+	 * time it becomes true (an UP edge, docs/notifier.md), summed over
+	 * the session's rings: "unread>=N" (bytes held), "lost>=N" (bytes
+	 * overwritten), "lost-events>=N", "rate>=N" (events/s); N may end
+	 * in K, M or G. NULL: none. Not kept: parsed by bt_record__new().
+	 */
+	const char *snapshot_when;
 };
-#define bt_record_opts__last_field progress
+#define bt_record_opts__last_field snapshot_when
 
 /*
  * bt_record_choose() - the facility to use: @requested itself (an enum

@@ -13,6 +13,7 @@
  */
 #include <btrail/record.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -34,6 +35,7 @@
 #include <btrail/collector.h>
 #include <btrail/events.h>
 #include <btrail/kmes.h>
+#include <btrail/notify.h>
 #include <btrail/step.h>
 
 #include "common/log.h"
@@ -60,6 +62,10 @@ struct bt_record {
 	unsigned snapshots;
 
 	int req_fd;			/* eventfd: snapshot requests */
+	int note_fd;			/* eventfd: the notifier's firings */
+	uint32_t when_kind;		/* enum bt_notify_kind; 0: none */
+	int64_t when_level;
+	struct bt_notify *notify;	/* the control thread's */
 	int quit_fd;			/* eventfd: the control thread ends */
 	volatile sig_atomic_t stop;	/* bt_record__stop() */
 
@@ -188,6 +194,45 @@ static bool software(int f)
 	return f == BT_FAC_STEP || f == BT_FAC_PTEMU;
 }
 
+/* "KIND>=N[KMG]" of bt_record_opts.snapshot_when. 0 or -EINVAL. */
+static int parse_when(const char *spec, uint32_t *kind, int64_t *level)
+{
+	static const struct {
+		const char *name;
+		uint32_t kind;
+	} kinds[] = {
+		{ "unread", BT_NOTIFY_RING_UNREAD },
+		{ "lost", BT_NOTIFY_RING_LOST_BYTES },
+		{ "lost-events", BT_NOTIFY_RING_LOST_EVENTS },
+		{ "rate", BT_NOTIFY_RING_RATE },
+	};
+	const char *op = strstr(spec, ">=");
+	unsigned long long v;
+	char *end;
+
+	if (!op)
+		return -EINVAL;
+	*kind = 0;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		if (strlen(kinds[i].name) == (size_t)(op - spec) &&
+		    !strncmp(spec, kinds[i].name, (size_t)(op - spec)))
+			*kind = kinds[i].kind;
+	}
+	if (!*kind || !isdigit((unsigned char)op[2]))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(op + 2, &end, 10);
+	switch (*end) {
+	case 'K': v <<= 10; end++; break;
+	case 'M': v <<= 20; end++; break;
+	case 'G': v <<= 30; end++; break;
+	}
+	if (errno || *end || !v || v > (unsigned long long)INT64_MAX >> 30)
+		return -EINVAL;
+	*level = (int64_t)v;
+	return 0;
+}
+
 struct bt_record *bt_record__new(const struct bt_record_opts *uopts)
 {
 	struct bt_record *r;
@@ -198,7 +243,7 @@ struct bt_record *bt_record__new(const struct bt_record_opts *uopts)
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return NULL;
-	r->req_fd = r->quit_fd = -1;
+	r->req_fd = r->quit_fd = r->note_fd = -1;
 	r->status = -1;
 	pthread_mutex_init(&r->lock, NULL);
 	err = bt_opts_copy(&r->o, sizeof(r->o), uopts);
@@ -231,6 +276,14 @@ struct bt_record *bt_record__new(const struct bt_record_opts *uopts)
 	}
 	if (r->o.mode > BT_MODE_SNAPSHOT)
 		goto inval;
+	if (r->o.snapshot_when &&
+	    parse_when(r->o.snapshot_when, &r->when_kind, &r->when_level)) {
+		pr_warn("record: bad --snapshot-when '%s' (e.g. unread>=1M, "
+			"lost>=1, lost-events>=1, rate>=100000)",
+			r->o.snapshot_when);
+		goto inval;
+	}
+	r->o.snapshot_when = NULL;	/* parsed; the string is not ours */
 
 	if (start_at && r->o.facility != BT_RECORD_AUTO &&
 	    !software(r->o.facility)) {
@@ -292,7 +345,8 @@ struct bt_record *bt_record__new(const struct bt_record_opts *uopts)
 		goto fail;
 	r->req_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	r->quit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (r->req_fd < 0 || r->quit_fd < 0)
+	r->note_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (r->req_fd < 0 || r->quit_fd < 0 || r->note_fd < 0)
 		goto fail;
 	return r;
 inval:
@@ -459,11 +513,11 @@ static int finish(struct bt_record *r, const struct bt_trigger *t)
 	return err;
 }
 
-/* An on-demand snapshot: <output>.snapshot-N. */
-static void snapshot(struct bt_record *r)
+/* An on-demand snapshot: <output>.snapshot-N; @reason for bt.trigger. */
+static void snapshot(struct bt_record *r, const char *reason)
 {
 	struct bt_trigger t = {
-		.sz = sizeof(t), .reason = "request", .pid = r->pid,
+		.sz = sizeof(t), .reason = reason, .pid = r->pid,
 		.tid = r->pid,
 	};
 	char path[PATH_MAX];
@@ -495,6 +549,9 @@ static void snapshot(struct bt_record *r)
 	pthread_mutex_unlock(&r->lock);
 }
 
+/* How often the control thread samples the notifier's ring levels. */
+#define REC_NOTIFY_PERIOD_MS	100
+
 static void *ctl_main(void *arg)
 {
 	struct bt_record *r = arg;
@@ -504,13 +561,16 @@ static void *ctl_main(void *arg)
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	for (;;) {
-		struct pollfd p[2] = {
+		struct pollfd p[3] = {
 			{ .fd = r->req_fd, .events = POLLIN },
 			{ .fd = r->quit_fd, .events = POLLIN },
+			{ .fd = r->note_fd, .events = POLLIN },
 		};
 		uint64_t v;
+		int n;
 
-		if (poll(p, 2, -1) < 0) {
+		n = poll(p, 3, r->notify ? REC_NOTIFY_PERIOD_MS : -1);
+		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
@@ -518,9 +578,45 @@ static void *ctl_main(void *arg)
 		if (p[1].revents)
 			break;
 		if (p[0].revents && read(r->req_fd, &v, sizeof(v)) > 0)
-			snapshot(r);
+			snapshot(r, "request");
+		if (r->notify && bt_notify__poll(r->notify) < 0)
+			pr_debug("record: notifier poll failed\n");
+		if (read(r->note_fd, &v, sizeof(v)) > 0)
+			snapshot(r, "notifier");
 	}
 	return NULL;
+}
+
+/*
+ * The --snapshot-when watch: an UP edge of the level summed over the
+ * session's rings (those there now), delivered to note_fd.
+ */
+static int setup_notify(struct bt_record *r)
+{
+	struct bt_notify_watch w = {
+		.sz = sizeof(w), .kind = r->when_kind, .scope = BT_NOTIFY_SUM,
+		.eventfd = r->note_fd,
+	};
+	uint32_t slots = bt_kmes_session__slots(r->ks);
+	int err;
+
+	r->notify = bt_notify__new(NULL);
+	if (!r->notify)
+		return -errno;
+	for (uint32_t i = 0; i < slots; i++) {
+		struct bt_notify_ring nr = {
+			.sz = sizeof(nr), .session = r->session, .slot = i,
+		};
+
+		err = bt_notify__add_ring(r->notify, &nr);
+		if (err < 0)
+			return err;
+	}
+	w.th.threshold_level = r->when_level;
+	w.th.flags = BT_THRESHOLD_UP;
+	w.th.sigev.sigev_notify = BT_SIGEV_EVENTFD;
+	err = bt_notify__watch(r->notify, &w);
+	return err < 0 ? err : 0;
 }
 
 /* ---- Common set-up ----------------------------------------------------- */
@@ -632,7 +728,13 @@ static int start_collector(struct bt_record *r)
 
 static int start_ctl(struct bt_record *r)
 {
-	int err = pthread_create(&r->ctl, NULL, ctl_main, r);
+	int err = r->when_kind ? setup_notify(r) : 0;
+
+	if (err < 0) {
+		pr_warn("record: --snapshot-when: %s", strerror(-err));
+		return err;
+	}
+	err = pthread_create(&r->ctl, NULL, ctl_main, r);
 
 	r->ctl_started = !err;
 	return -err;
@@ -649,6 +751,8 @@ static void teardown(struct bt_record *r)
 		pthread_join(r->ctl, NULL);
 		r->ctl_started = false;
 	}
+	bt_notify__free(r->notify);
+	r->notify = NULL;
 	bt_collector__free(r->col);
 	r->col = NULL;
 	for (uint32_t i = 0; i < r->nsrc; i++) {
@@ -1026,6 +1130,8 @@ void bt_record__free(struct bt_record *r)
 		close(r->req_fd);
 	if (r->quit_fd >= 0)
 		close(r->quit_fd);
+	if (r->note_fd >= 0)
+		close(r->note_fd);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 }

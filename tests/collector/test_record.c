@@ -37,6 +37,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <btrail/bundle.h>
 #include <btrail/ds.h>
 #include <btrail/events.h>
 #include <btrail/kmes.h>
@@ -60,6 +61,7 @@ struct capture {
 	uint64_t addr, ip;
 	bool has_regs;
 	int requests;			/* bt.trigger "request" seen */
+	int notifier;			/* bt.trigger "notifier" seen */
 	uint64_t last_from, last_to;	/* the last branch record */
 	size_t branches;
 	uint8_t *pt;			/* bt.pt chunks in order */
@@ -131,6 +133,10 @@ static void read_session(const char *session, struct capture *c)
 			str_of(&v[BT_TRIGGER_REASON], reason, sizeof(reason));
 			if (!strcmp(reason, "request")) {
 				c->requests++;
+				break;
+			}
+			if (!strcmp(reason, "notifier")) {
+				c->notifier++;
 				break;
 			}
 			if (c->has_trigger)
@@ -661,4 +667,163 @@ Test(record, snapshot_of_a_session_without_recorder_fails)
 	cr_assert(ne(ptr, strstr(e, "No such file"), NULL), "%s", e);
 	free(o);
 	free(e);
+}
+
+/*
+ * Start `btrail record ... EXTRA -- spin` with its stdout (spin's) on a
+ * pipe, and wait for spin's "ready" (main runs under the stepper).
+ */
+static pid_t start_spin_recorder(const char *session, const char *out,
+				 const char *extra, FILE **spin_out)
+{
+	char *argv[] = { (char *)bin(), "record", "-e", "step", "--start-at",
+			 "main", "--keep-session", "--session",
+			 (char *)session, "-o", (char *)out, "--ring-size",
+			 "64K", (char *)extra, "--", (char *)prog("spin"),
+			 NULL };
+	char line[16];
+	int p[2];
+	pid_t rec;
+
+	if (!extra) {
+		argv[13] = "--";
+		argv[14] = (char *)prog("spin");
+		argv[15] = NULL;
+	}
+	cr_assert(eq(int, pipe(p), 0));
+	rec = fork();
+	cr_assert(ge(int, rec, 0));
+	if (rec == 0) {
+		dup2(p[1], 1);
+		close(p[0]);
+		close(p[1]);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(p[1]);
+	*spin_out = fdopen(p[0], "r");
+	cr_assert(ne(ptr, fgets(line, sizeof(line), *spin_out), NULL));
+	cr_assert(eq(str, line, "ready\n"));
+	return rec;
+}
+
+Test(record, a_notifier_condition_takes_a_snapshot)
+{
+	char dir[] = "/tmp/bt-rec-XXXXXX", out[128], snap[160];
+	const char *session = tu_name("when");
+	struct bt_bundle_event bev;
+	struct bt_bundle *b;
+	struct capture c;
+	int st, n, notifier = 0;
+	pid_t rec, spin;
+	FILE *f;
+
+	tu_cleanup_at_exit(session);
+	cr_assert(ne(ptr, mkdtemp(dir), NULL));
+	snprintf(out, sizeof(out), "%s/b", dir);
+	snprintf(snap, sizeof(snap), "%s.snapshot-1", out);
+	/* The ring holds 8 KiB within a second or two of stepping. */
+	rec = start_spin_recorder(session, out, "--snapshot-when=unread>=8K",
+				  &f);
+	for (int i = 0; i < 600 && access(snap, F_OK) != 0; i++)
+		usleep(100000);
+	cr_assert(eq(int, access(snap, F_OK), 0), "no %s", snap);
+	spin = child_of(rec);
+	cr_assert(gt(int, spin, 0));
+	cr_assert(eq(int, kill(spin, SIGKILL), 0));
+	cr_assert(eq(int, waitpid(rec, &st, 0), rec));
+	cr_assert(eq(int, (st >> 8) & 0xff, 128 + SIGKILL));
+	fclose(f);
+	/* The snapshot bundle ends with the notifier's bt.trigger. */
+	cr_assert(eq(int, bt_bundle__open(snap, &b), 0));
+	for (uint32_t i = 0; i < bt_bundle__streams(b); i++) {
+		while ((n = bt_bundle__next(b, i, &bev)) > 0) {
+			if (bev.id != BT_EVID_TRIGGER)
+				continue;
+			cr_assert(eq(sz, bev.v[BT_TRIGGER_REASON].len, 8));
+			cr_assert(eq(int, memcmp(bev.v[BT_TRIGGER_REASON].p,
+						 "notifier", 8), 0));
+			notifier++;
+		}
+		cr_assert(eq(int, n, 0));
+	}
+	bt_bundle__close(b);
+	cr_assert(eq(int, notifier, 1));
+	/* An UP edge: once, however long the level stays above. */
+	snap[strlen(snap) - 1] = '2';
+	cr_assert(ne(int, access(snap, F_OK), 0), "a second snapshot");
+	read_session(session, &c);
+	cr_assert(eq(int, c.requests, 0));
+	free(c.pt);
+	snprintf(out, sizeof(out), "rm -rf '%s'", dir);
+	cr_assert(eq(int, system(out), 0));
+}
+
+Test(record, a_bad_notifier_condition_is_a_usage_error)
+{
+	char *argv[] = { (char *)bin(), "record", "-e", "step",
+			 "--snapshot-when", "unread>5", "--",
+			 (char *)prog("hello"), NULL };
+	char *so = NULL, *se = NULL;
+
+	cr_assert(eq(int, tu_run(argv, &so, &se), 2));
+	cr_assert(ne(ptr, strstr(se, "--snapshot-when"), NULL), "%s", se);
+	free(so);
+	free(se);
+}
+
+Test(record, recover_after_the_recorder_is_killed)
+{
+	char dir[] = "/tmp/bt-rec-XXXXXX", out[128], bundle[160];
+	const char *session = tu_name("kill9");
+	char *rec_argv[] = { (char *)bin(), "recover", (char *)session, "-o",
+			     bundle, NULL };
+	char *so = NULL, *se = NULL;
+	struct bt_kmes_reader_opts ro = { .sz = sizeof(ro) };
+	struct bt_kmes_reader *rd;
+	struct bt_kmes_event ev;
+	struct bt_bundle *b;
+	struct bt_bundle_event bev;
+	uint64_t in_ring = 0, in_bundle = 0;
+	pid_t rec, spin;
+	FILE *f;
+	int st, n;
+
+	tu_cleanup_at_exit(session);
+	cr_assert(ne(ptr, mkdtemp(dir), NULL));
+	snprintf(out, sizeof(out), "%s/b", dir);
+	snprintf(bundle, sizeof(bundle), "%s/recovered", dir);
+	rec = start_spin_recorder(session, out, NULL, &f);
+	spin = child_of(rec);
+	cr_assert(gt(int, spin, 0));
+	usleep(1500000);	/* some trace in the ring */
+	cr_assert(eq(int, kill(rec, SIGKILL), 0));
+	cr_assert(eq(int, waitpid(rec, &st, 0), rec));
+	cr_assert(eq(int, WIFSIGNALED(st) ? WTERMSIG(st) : 0, SIGKILL));
+	/* The stepped spin dies with its tracer (PTRACE_O_EXITKILL) or runs. */
+	kill(spin, SIGKILL);
+	fclose(f);
+	cr_assert(ne(int, access(out, F_OK), 0), "no bundle was written");
+
+	/* Every event committed before the kill is in the recovered bundle. */
+	rd = bt_kmes_reader__new(session, &ro);
+	cr_assert(ne(ptr, rd, NULL));
+	while ((n = bt_kmes_reader__next(rd, &ev)) > 0)
+		in_ring++;
+	cr_assert(eq(int, n, 0));
+	bt_kmes_reader__free(rd);
+	cr_assert(gt(u64, in_ring, 2), "events in the ring");
+	cr_assert(eq(int, tu_run(rec_argv, &so, &se), 0), "%s", se);
+	cr_assert(eq(int, bt_bundle__open(bundle, &b), 0));
+	for (uint32_t i = 0; i < bt_bundle__streams(b); i++) {
+		while ((n = bt_bundle__next(b, i, &bev)) > 0)
+			in_bundle++;
+		cr_assert(eq(int, n, 0));
+	}
+	bt_bundle__close(b);
+	cr_assert(eq(u64, in_bundle, in_ring));
+	free(so);
+	free(se);
+	snprintf(out, sizeof(out), "rm -rf '%s'", dir);
+	cr_assert(eq(int, system(out), 0));
 }

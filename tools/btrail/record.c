@@ -58,6 +58,11 @@ static int usage(FILE *f, int status)
 		"                          kept as " DEFAULT_BUNDLE ".old)\n"
 		"      --session NAME      the ring session (default record-PID)\n"
 		"      --keep-session      leave the ring session after the run\n"
+		"      --snapshot-when COND\n"
+		"                          a snapshot bundle each time COND\n"
+		"                          becomes true, over all rings:\n"
+		"                          unread>=N, lost>=N (bytes),\n"
+		"                          lost-events>=N, rate>=N (events/s)\n"
 		"  -h, --help              this help\n"
 		"\n"
 		"While it runs, SIGUSR2 (or '%s snapshot SESSION') writes a\n"
@@ -131,7 +136,7 @@ static void describe(int st, char *buf, size_t len)
 int do_record(int argc, char **argv)
 {
 	enum { O_MODE = 256, O_START, O_BINS, O_SESSION, O_KEEP, O_MAX,
-	       O_RING };
+	       O_RING, O_WHEN };
 	static const struct option opts[] = {
 		{ "event",         required_argument, NULL, 'e' },
 		{ "pid",           required_argument, NULL, 'p' },
@@ -146,6 +151,7 @@ int do_record(int argc, char **argv)
 		{ "keep-session",  no_argument,       NULL, O_KEEP },
 		{ "max-insns",     required_argument, NULL, O_MAX },
 		{ "ring-size",     required_argument, NULL, O_RING },
+		{ "snapshot-when", required_argument, NULL, O_WHEN },
 		{ "help",          no_argument,       NULL, 'h' },
 		{ NULL,            0,                 NULL, 0 },
 	};
@@ -226,6 +232,9 @@ int do_record(int argc, char **argv)
 			break;
 		case O_KEEP:
 			o.keep_session = true;
+			break;
+		case O_WHEN:
+			o.snapshot_when = optarg;	/* checked by the library */
 			break;
 		case O_MAX:
 			if (parse_count(optarg, &o.max_insns)) {
