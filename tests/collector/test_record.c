@@ -266,6 +266,26 @@ struct recording {
 	struct capture cap;
 };
 
+/*
+ * An independent CTF reader reads the bundle: babeltrace2 exits 0, warns
+ * of nothing, and prints the trigger with its typed fields.
+ */
+static void babeltrace_reads(const char *bundle)
+{
+	char *argv[] = { "/usr/bin/babeltrace2", (char *)bundle, NULL };
+	char *out = NULL, *err = NULL;
+
+	if (access(argv[0], X_OK) != 0)
+		return;		/* the bundle suite says it is missing */
+	cr_assert(eq(int, tu_run(argv, &out, &err), 0), "babeltrace2: %s",
+		  err);
+	cr_assert(ne(ptr, strstr(out, "bt.trigger"), NULL));
+	cr_assert(ne(ptr, strstr(out, "signo = "), NULL));
+	cr_assert(eq(ptr, strstr(err, "WARN"), NULL), "%s", err);
+	free(out);
+	free(err);
+}
+
 static void record(struct recording *rec, const char *fac, const char *p)
 {
 	char *argv[] = {
@@ -290,6 +310,7 @@ static void record(struct recording *rec, const char *fac, const char *p)
 		  "no bundle %s; stderr:\n%s", rec->bundle, rec->err);
 	cr_assert(eq(u32, st.st_mode & S_IFMT, S_IFDIR));
 	read_session(rec->session, &rec->cap);
+	babeltrace_reads(rec->bundle);
 }
 
 static void recording_free(struct recording *rec)
