@@ -48,6 +48,7 @@ int do_record(int argc, char **argv);
 int do_snapshot(int argc, char **argv);
 int do_info(int argc, char **argv);
 int do_recover(int argc, char **argv);
+int do_script(int argc, char **argv);
 int kmes_do_emit(int argc, char **argv);
 int kmes_do_drain(int argc, char **argv);
 

@@ -32,6 +32,7 @@ static const struct cmd cmds[] = {
 	{ "snapshot",	do_snapshot,	"ask a running 'btrail record' for a snapshot bundle" },
 	{ "info",	do_info,	"what a bundle holds: machine, trigger, streams, images" },
 	{ "recover",	do_recover,	"write the bundle of a ring session (after a crash)" },
+	{ "script",	do_script,	"decode a trace into its instruction flow (raw PT so far)" },
 	{ "version",	do_version,	"print the version" },
 	{ "help",	do_help,	"print this help" },
 	{ NULL,		NULL,		NULL },
