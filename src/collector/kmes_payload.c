@@ -6,6 +6,7 @@
 #include <msgpack.h>
 
 #include "common/bytes.h"
+#include "common/mpcheck.h"
 
 /* map header + "s" u64 + "c" u32 + "p" key: 1 + 11 + 7 + 2 */
 #define FIXED_PART	21u
@@ -125,6 +126,9 @@ int bt_kmes_payload_check(const void *buf, size_t size, uint64_t *seq)
 	int ret = -1;
 
 	msgpack_unpacked_init(&up);
+	/* Hostile: what a header claims must fit before msgpack-c sees it. */
+	if (!size || !bt_mp_claims_fit(buf, size))
+		goto out;
 	if (msgpack_unpack_next(&up, buf, size, &off) != MSGPACK_UNPACK_SUCCESS ||
 	    off != size)
 		goto out;

@@ -14,6 +14,7 @@
 
 #include <btrail/errno.h>
 
+#include "common/mpcheck.h"
 #include "common/utf8.h"
 
 #define N(a)	((uint32_t)(sizeof(a) / sizeof((a)[0])))
@@ -426,6 +427,13 @@ int bt_event_decode(const struct bt_event_type *t, const void *buf,
 		return -EINVAL;
 	want = t->nfields == 64 ? ~0ull : (1ull << t->nfields) - 1;
 	msgpack_unpacked_init(&up);
+	/* Before msgpack-c allocates what a hostile header claims. */
+	if (!len || !bt_mp_claims_fit(buf, len)) {
+		err = why_set(why, why_len, "%s: payload is not one msgpack "
+			      "value, or claims more than its %zu bytes",
+			      t->name, len);
+		goto out;
+	}
 	ret = msgpack_unpack_next(&up, buf, len, &off);
 	if (ret != MSGPACK_UNPACK_SUCCESS) {
 		err = why_set(why, why_len, "%s: payload is not one msgpack "

@@ -111,8 +111,9 @@ static bool mp_depth_ok(const msgpack_object *root, uint32_t max_depth)
  * msgpack-c allocate a bounded multiple of @len. Whatever this refuses,
  * msgpack-c would refuse too (truncated, or the never-used byte 0xc1).
  */
-static bool mp_claims_fit(const unsigned char *p, size_t len)
+bool bt_mp_claims_fit(const void *buf, size_t len)
 {
+	const unsigned char *p = buf;
 	uint64_t want = 1;	/* values still to come */
 	size_t off = 0;
 
@@ -187,7 +188,7 @@ int bt_mpcheck__run(struct bt_mpcheck *c, const void *buf, size_t len)
 
 	if (len == 0)
 		return -EINVAL;		/* an empty payload is no value */
-	if (!mp_claims_fit(buf, len))
+	if (!bt_mp_claims_fit(buf, len))
 		return -EINVAL;
 	/*
 	 * msgpack_unpack() is marked obsolete in msgpack-c, but it is the one

@@ -2,6 +2,7 @@
 #ifndef BT_COMMON_MPCHECK_H
 #define BT_COMMON_MPCHECK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,5 +27,14 @@ void bt_mpcheck__fini(struct bt_mpcheck *c);
  * [1] depth 1, [[]] depth 2). Otherwise -EINVAL, or -ENOMEM.
  */
 int bt_mpcheck__run(struct bt_mpcheck *c, const void *buf, size_t len);
+
+/*
+ * bt_mp_claims_fit() - false when the first msgpack value of @buf
+ * (@len bytes) is truncated or has a container claiming more elements
+ * than there are bytes left. msgpack-c allocates a container's elements
+ * before it reads them: four bytes claiming 2^32 elements would cost it
+ * 64 GiB. Call it on hostile input before msgpack-c sees it.
+ */
+bool bt_mp_claims_fit(const void *buf, size_t len);
 
 #endif /* BT_COMMON_MPCHECK_H */

@@ -300,3 +300,29 @@ Test(events, schema_describes_each_type)
 	cr_assert(eq(int, bt_event_field_index(br, "recs"), BT_BRANCH_RECS));
 	cr_assert(eq(int, bt_event_field_index(br, "nope"), -1));
 }
+
+/*
+ * Five bytes that claim 2^32 array elements: msgpack-c would allocate
+ * 64 GiB for them before reading one. They are refused first.
+ */
+Test(events, a_container_claiming_more_than_its_bytes_is_refused)
+{
+	static const unsigned char bomb[][6] = {
+		{ 0xdd, 0xff, 0xff, 0xff, 0xff },	/* array32 */
+		{ 0xdf, 0xff, 0xff, 0xff, 0xff },	/* map32 */
+		{ 0x81, 0xa1, 'x', 0xdc, 0xff, 0xff },	/* {x: array16} */
+	};
+	const struct bt_event_type *t = bt_event_type_find("bt.comm", 7);
+	struct bt_event_value v[BT_COMM__N];
+	char why[200];
+
+	for (size_t i = 0; i < sizeof(bomb) / sizeof(bomb[0]); i++) {
+		unsigned char *p = exact_copy(bomb[i], i < 2 ? 5 : 6);
+
+		cr_assert(eq(int, bt_event_decode(t, p, i < 2 ? 5 : 6, v, why,
+						  sizeof(why)),
+			     -BT_ERRNO_FORMAT));
+		cr_assert(ne(ptr, strstr(why, "claims more"), NULL), "%s", why);
+		free(p);
+	}
+}

@@ -20,6 +20,7 @@
 #include <btrail/kmes.h>
 
 #include "btrail.h"
+#include "common/mpcheck.h"
 
 static volatile sig_atomic_t stop;
 
@@ -79,7 +80,10 @@ static void print_event(const struct bt_kmes_event *ev, bool payload)
 		size_t off = 0;
 
 		msgpack_unpacked_init(&up);
-		if (msgpack_unpack_next(&up, ev->payload, ev->payload_len,
+		/* Claims checked first: msgpack-c allocates what they say. */
+		if (ev->payload_len &&
+		    bt_mp_claims_fit(ev->payload, ev->payload_len) &&
+		    msgpack_unpack_next(&up, ev->payload, ev->payload_len,
 					&off) == MSGPACK_UNPACK_SUCCESS) {
 			fputc(' ', stdout);
 			msgpack_object_print(stdout, up.data);
