@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <linux/perf_event.h>
 
@@ -134,6 +135,16 @@ void collect_tick(struct collect_slot *sl, bool force_lost_check);
 uint64_t collect_perf_now(struct collect_slot *sl);
 uint64_t collect_mono_ns(void);
 uint64_t collect_real_ns(void);
+/*
+ * Test-only injection point: when set, collect_mono_ns() and
+ * collect_real_ns() (and so the heartbeat, the jump detection and the
+ * clocks of bt.clock) read it with CLOCK_MONOTONIC or CLOCK_REALTIME
+ * instead of clock_gettime(), so a test can move time, or jump the wall
+ * clock, deterministically. Not for the library's users (not exported by
+ * libbtrail.map); set it before the collector runs, with no drain
+ * threads, and clear it after.
+ */
+extern uint64_t (*collect_clock_hook)(clockid_t id);
 
 /* ---- msgpack writing (collect_emit.c) --------------------------------- */
 

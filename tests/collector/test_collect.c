@@ -23,6 +23,7 @@
 #include <btrail/kmes.h>
 #include <btrail/step.h>
 
+#include "collector/collect.h"
 #include "ds/sim.h"
 #include "helpers/steputil.h"
 #include "helpers/testutil.h"
@@ -122,6 +123,10 @@ struct got {
 	char strs[BT_EVID__COUNT][4][256];
 	struct bt_kmes_slot_stats st;
 	uint64_t events, missed;
+	/* called with every decoded event but schemas, in ring order */
+	void (*each)(struct got *g, uint32_t id,
+		     const struct bt_event_value *v);
+	void *arg;
 };
 
 static void keep_strs(struct got *g, uint32_t id,
@@ -167,6 +172,8 @@ static void got_event(struct got *g, const struct bt_kmes_event *ev)
 	if (!g->v[BT_EVID_SCHEMA][id].u)
 		g->schema_first = false;
 	g->ntype[id]++;
+	if (g->each)
+		g->each(g, id, v);
 	memcpy(g->v[id], v, sizeof(v[0]) * t->nfields);
 	keep_strs(g, id, t);
 	switch (id) {
@@ -230,8 +237,14 @@ static void got_event(struct got *g, const struct bt_kmes_event *ev)
 	}
 }
 
-/* Read slot @slot of @name from its oldest event, into @g. */
-static void read_slot(const char *name, uint32_t slot, struct got *g)
+/*
+ * Read slot @slot of @name from its oldest event, into @g; @each (may be
+ * NULL) sees every event but schemas, with @arg in g->arg.
+ */
+static void read_slot_each(const char *name, uint32_t slot, struct got *g,
+			   void (*each)(struct got *, uint32_t,
+					const struct bt_event_value *),
+			   void *arg)
 {
 	struct bt_kmes_reader_opts o = { .sz = sizeof(o), .one_slot = true,
 					 .slot = slot };
@@ -241,6 +254,8 @@ static void read_slot(const char *name, uint32_t slot, struct got *g)
 
 	memset(g, 0, sizeof(*g));
 	g->schema_first = true;
+	g->each = each;
+	g->arg = arg;
 	r = bt_kmes_reader__new(name, &o);
 	cr_assert(ne(ptr, r, NULL), "reader: %s", strerror(errno));
 	while ((rc = bt_kmes_reader__next(r, &ev)) == 1) {
@@ -250,6 +265,11 @@ static void read_slot(const char *name, uint32_t slot, struct got *g)
 	cr_assert(eq(int, rc, 0));
 	cr_assert(eq(int, bt_kmes_reader__stats(r, 0, &g->st), 0));
 	bt_kmes_reader__free(r);
+}
+
+static void read_slot(const char *name, uint32_t slot, struct got *g)
+{
+	read_slot_each(name, slot, g, NULL, NULL);
 }
 
 static void got_free(struct got *g)
@@ -969,5 +989,457 @@ Test(collect, emit_trusted_iov_writes_the_pieces_as_one_payload)
 	cr_assert(eq(int, bt_kmes_reader__stats(r, 0, &st), 0));
 	cr_assert(eq(u64, st.dropped, 1));
 	bt_kmes_reader__free(r);
+	end_session(s, name);
+}
+
+/* ---- samples: PEBS and LBR -------------------------------------------- */
+
+/* A TSC value as perf time, as the page documents (cap_user_time_zero). */
+static uint64_t page_time(const struct perf_event_mmap_page *pc, uint64_t tsc)
+{
+	uint64_t quot = tsc >> pc->time_shift;
+	uint64_t rem = tsc & ((1ull << pc->time_shift) - 1);
+
+	cr_assert(pc->cap_user_time_zero);
+	return pc->time_zero + quot * pc->time_mult +
+	       ((rem * pc->time_mult) >> pc->time_shift);
+}
+
+static struct bt_pmu_event *open_cfg(struct bt_pmu *p, uint32_t fac,
+				     uint32_t kind, int id,
+				     const struct bt_trace_config *cfg,
+				     uint64_t data, struct bt_pmu_buffers *b)
+{
+	struct bt_pmu_open_args a = {
+		.sz = sizeof(a), .facility = fac, .target = { kind, id },
+		.config = cfg, .uid = getuid(),
+	};
+	const struct bt_pmu_ops *o = bt_pmu__ops(p);
+	struct bt_pmu_event *ev = NULL;
+
+	cr_assert(eq(int, o->open(p, &a, &ev), 0));
+	cr_assert(eq(int, o->map(p, ev, data, 0, false, b), 0));
+	cr_assert(eq(int, o->enable(p, ev, true), 0));
+	return ev;
+}
+
+#define PEBS_N		1000
+#define PEBS_SEG	450	/* a context switch every PEBS_SEG records */
+#define PEBS_PERIOD	5000
+#define PEBS_CPU	1
+
+static uint64_t pebs_ip(uint64_t i)
+{
+	return 0x401000 + 4 * i;
+}
+
+static uint64_t pebs_addr(uint64_t i)
+{
+	return 0x7ffd00000000ull + 64 * i + 8;
+}
+
+static uint64_t pebs_tsc(uint64_t i)
+{
+	return 1000000 + 997 * i;
+}
+
+/*
+ * Who took record @i. Per-CPU (on PEBS_CPU): a new task every PEBS_SEG
+ * records. Per-task (TID, a thread of process TID - 1): the task moves
+ * between CPUs 0 and 1 every PEBS_SEG records.
+ */
+static void pebs_who(bool task, uint64_t i, int32_t *pid, int32_t *tid,
+		     int32_t *cpu)
+{
+	int32_t seg = (int32_t)(i / PEBS_SEG);
+
+	if (task) {
+		*pid = TID - 1;
+		*tid = TID;
+		*cpu = seg % 2;
+	} else {
+		*pid = 500 + seg;
+		*tid = 600 + seg;
+		*cpu = PEBS_CPU;
+	}
+}
+
+struct pebs_check {
+	const struct perf_event_mmap_page *pc;
+	bool task;
+	uint64_t n;
+};
+
+static void pebs_each(struct got *g, uint32_t id,
+		      const struct bt_event_value *v)
+{
+	struct pebs_check *pk = g->arg;
+	uint64_t i = pk->n;
+	int32_t pid, tid, cpu;
+
+	if (id != BT_EVID_PEBS)
+		return;
+	cr_assert(lt(u64, i, PEBS_N));
+	pebs_who(pk->task, i, &pid, &tid, &cpu);
+	cr_assert(eq(i64, v[BT_PEBS_CPU].i, cpu), "sample %llu",
+		  (unsigned long long)i);
+	cr_assert(eq(i64, v[BT_PEBS_PID].i, pid), "sample %llu",
+		  (unsigned long long)i);
+	cr_assert(eq(i64, v[BT_PEBS_TID].i, tid));
+	cr_assert(eq(u64, v[BT_PEBS_TIME].u, page_time(pk->pc, pebs_tsc(i))));
+	cr_assert(eq(u64, v[BT_PEBS_IP].u, pebs_ip(i)));
+	cr_assert(eq(u64, v[BT_PEBS_ADDR].u, pebs_addr(i)));
+	cr_assert(eq(u64, v[BT_PEBS_PERIOD].u, PEBS_PERIOD));
+	/* not in the sim's sample_type (no WEIGHT, DATA_SRC): 0 */
+	cr_assert(eq(u64, v[BT_PEBS_WEIGHT].u, 0));
+	cr_assert(eq(u64, v[BT_PEBS_DATA_SRC].u, 0));
+	pk->n++;
+}
+
+static void pebs_run(bool task)
+{
+	const char *name = tu_name("cpebs");
+	struct bt_kmes_session *s = tu_create(name, 8 << 20, 1);
+	struct bt_pmu *p = new_sim();
+	struct bt_trace_config cfg = { .sz = sizeof(cfg),
+				       .period = PEBS_PERIOD };
+	uint32_t kind = task ? BT_TARGET_TASK : BT_TARGET_CPU;
+	int id = task ? TID : PEBS_CPU;
+	struct bt_pmu_buffers tb;
+	struct bt_pmu_event *tr = open_cfg(p, BT_FAC_PEBS, kind, id, &cfg,
+					   32 * PG, &tb);
+	struct bt_collector *c = new_coll(s, BT_MODE_STREAM, false);
+	struct pebs_check pk = { .pc = tb.page, .task = task };
+	struct bt_collector_stats st;
+	struct bt_sim_ds_area ds;
+	unsigned pmis = 0;
+	struct got g;
+
+	add_src(c, p, tr, &tb, NULL, NULL, BT_FAC_PEBS, kind, id, 0);
+	cr_assert(eq(int, bt_sim_ds_area(p, tr, &ds), 0));
+	cr_assert(eq(u64, ds.pebs_counter_reset,
+		     (uint64_t)-PEBS_PERIOD & 0xffffffffffffull));
+	for (uint64_t i = 0; i < PEBS_N; i++) {
+		struct bt_sim_pebs_record r = {
+			.ip = pebs_ip(i), .addr = pebs_addr(i),
+			.tsc = pebs_tsc(i),
+		};
+		int32_t pid, tid, cpu, ppid = 0, ptid = 0, pcpu;
+
+		for (unsigned k = 0; k < 18; k++)
+			r.regs[k] = i * 100 + k;
+		if (i % PEBS_SEG == 0) {
+			/*
+			 * The kernel drains large PEBS at a context switch
+			 * (intel_pmu_pebs_sched_task()); the sim leaves that
+			 * to its hardware side, as to step's: flush, then
+			 * switch.
+			 */
+			pebs_who(task, i, &pid, &tid, &cpu);
+			if (i && !task)
+				pebs_who(task, i - 1, &ppid, &ptid, &pcpu);
+			cr_assert(eq(int, bt_sim_flush(p, tr), 0));
+			cr_assert(eq(int, bt_sim_switch(p, cpu, ppid, ptid,
+							pid, tid), 0));
+		}
+		cr_assert(eq(int, bt_sim_pebs_record(p, tr, &r), 0));
+		cr_assert(eq(int, bt_sim_ds_area(p, tr, &ds), 0));
+		if (ds.pebs_index == ds.pebs_base)
+			pmis++;		/* the threshold's PMI drained it */
+		else
+			cr_assert(lt(u64, ds.pebs_index, ds.pebs_int_thresh));
+		if (i % 100 == 99)
+			cr_assert(ge(long, bt_collector__drain(c), 0));
+	}
+	/* 386 records to the threshold: one PMI in each long segment */
+	cr_assert(eq(u32, pmis, 2));
+	/* the freeze's disable drains the DS buffer's rest */
+	cr_assert(eq(int, bt_collector__freeze(c, NULL), 0));
+	bt_collector__stats(c, &st);
+	cr_assert(eq(u64, st.lost_records, 0));
+	cr_assert(eq(u64, st.kmes_dropped, 0));
+	read_slot_each(name, 0, &g, pebs_each, &pk);
+	cr_assert(eq(u64, pk.n, PEBS_N));
+	cr_assert(eq(sz, g.ntype[BT_EVID_PEBS], PEBS_N));
+	cr_assert(eq(sz, g.nlost, 0));
+	cr_assert(g.schema_first);
+	cr_assert(eq(u64, g.events, st.events));
+	got_free(&g);
+	bt_collector__free(c);
+	close_ev(p, tr);
+	bt_pmu__free(p);
+	end_session(s, name);
+}
+
+Test(collect, pebs_per_cpu_samples_across_ds_interrupts_keep_every_field)
+{
+	pebs_run(false);
+}
+
+Test(collect, pebs_per_task_samples_follow_the_task_across_cpus)
+{
+	pebs_run(true);
+}
+#define LBR_N		330	/* ten rounds of every depth, 0..32 */
+#define LBR_MAX		32	/* the sim's (and Intel's deepest) LBR */
+#define LBR_PID		900
+#define LBR_TID		901
+
+/* Sample @k's branch stack, newest first, as perf gives it. */
+static unsigned lbr_stack(unsigned k, struct perf_branch_entry *e)
+{
+	unsigned n = k % (LBR_MAX + 1);
+
+	memset(e, 0, LBR_MAX * sizeof(*e));
+	for (unsigned j = 0; j < n; j++) {
+		e[j].from = 0x500000 + (uint64_t)k * 0x1000 + 16 * j;
+		e[j].to = e[j].from + 0x800 + j;
+		e[j].mispred = (k + j) & 1;
+		e[j].predicted = !e[j].mispred;
+		e[j].in_tx = j == 3;
+		e[j].cycles = (k * 7 + j) & 0xffff;
+		e[j].type = j & 15;
+	}
+	return n;
+}
+
+struct lbr_check {
+	uint64_t t0[LBR_N], t1[LBR_N];	/* perf time around sample k */
+	int32_t cpu;
+	unsigned n;
+	uint64_t records;
+};
+
+static void lbr_each(struct got *g, uint32_t id,
+		     const struct bt_event_value *v)
+{
+	struct lbr_check *lk = g->arg;
+	struct perf_branch_entry e[LBR_MAX];
+	unsigned k = lk->n, n;
+
+	if (id != BT_EVID_LBR)
+		return;
+	cr_assert(lt(u32, k, LBR_N));
+	n = lbr_stack(k, e);
+	cr_assert(eq(i64, v[BT_LBR_CPU].i, lk->cpu), "sample %u", k);
+	cr_assert(eq(i64, v[BT_LBR_PID].i, LBR_PID));
+	cr_assert(eq(i64, v[BT_LBR_TID].i, LBR_TID));
+	cr_assert(eq(u64, v[BT_LBR_IP].u, 0x600000 + (uint64_t)k));
+	cr_assert(ge(u64, v[BT_LBR_TIME].u, lk->t0[k]), "sample %u", k);
+	cr_assert(le(u64, v[BT_LBR_TIME].u, lk->t1[k]), "sample %u", k);
+	/* from, to, flags of each entry, byte for byte, newest first */
+	cr_assert(eq(sz, v[BT_LBR_RECS].len, (size_t)n * BT_BREC_SIZE),
+		  "sample %u", k);
+	if (n)
+		cr_assert(eq(int, memcmp(v[BT_LBR_RECS].p, e, n * sizeof(*e)),
+			     0), "sample %u", k);
+	for (unsigned j = 0; j < n; j++) {
+		cr_assert(eq(u64, bt_event_rec_u64(&v[BT_LBR_RECS],
+						   BT_BREC_SIZE, j, 0),
+			     e[j].from));
+		cr_assert(eq(u64, bt_event_rec_u64(&v[BT_LBR_RECS],
+						   BT_BREC_SIZE, j, 1),
+			     e[j].to));
+	}
+	lk->records += n;
+	lk->n++;
+}
+
+static void lbr_run(uint32_t kind, int id, int32_t want_cpu)
+{
+	const char *name = tu_name("clbr");
+	struct bt_kmes_session *s = tu_create(name, 8 << 20, 1);
+	struct bt_pmu *p = new_sim();
+	struct bt_pmu_buffers tb;
+	struct bt_pmu_event *tr = open_cfg(p, BT_FAC_LBR, kind, id, NULL,
+					   8 * PG, &tb);
+	struct bt_collector *c = new_coll(s, BT_MODE_STREAM, false);
+	struct lbr_check *lk = calloc(1, sizeof(*lk));
+	struct perf_branch_entry e[LBR_MAX + 1];
+	struct bt_collector_stats st;
+	uint64_t depths = 0;
+	struct got g;
+
+	cr_assert(ne(ptr, lk, NULL));
+	lk->cpu = want_cpu;
+	add_src(c, p, tr, &tb, NULL, NULL, BT_FAC_LBR, kind, id, 0);
+	/* the task runs on CPU 1 (per-task events report its CPU) */
+	cr_assert(eq(int, bt_sim_switch(p, 1, 0, 0, LBR_PID, LBR_TID), 0));
+	for (unsigned k = 0; k < LBR_N; k++) {
+		unsigned n = lbr_stack(k, e);
+
+		lk->t0[k] = page_time(tb.page, bt_sim_tsc(p));
+		cr_assert(eq(int, bt_sim_lbr_sample(p, tr, LBR_PID, LBR_TID,
+						    0x600000 + k, e, n), 0),
+			  "sample %u", k);
+		lk->t1[k] = page_time(tb.page, bt_sim_tsc(p));
+		depths += n;
+		if (k % 16 == 15)
+			cr_assert(ge(long, bt_collector__drain(c), 0));
+	}
+	/* deeper than the LBR: refused, nothing written */
+	memset(e, 0, sizeof(e));
+	cr_assert(eq(int, bt_sim_lbr_sample(p, tr, LBR_PID, LBR_TID, 1, e,
+					    LBR_MAX + 1), -EINVAL));
+	cr_assert(eq(int, bt_collector__freeze(c, NULL), 0));
+	bt_collector__stats(c, &st);
+	cr_assert(eq(u64, st.branches, depths));
+	cr_assert(eq(u64, st.lost_records, 0));
+	read_slot_each(name, 0, &g, lbr_each, lk);
+	cr_assert(eq(u32, lk->n, LBR_N));
+	cr_assert(eq(u64, lk->records, depths));
+	cr_assert(eq(sz, g.ntype[BT_EVID_LBR], LBR_N));
+	cr_assert(eq(sz, g.nlost, 0));
+	cr_assert(g.schema_first);
+	got_free(&g);
+	free(lk);
+	bt_collector__free(c);
+	close_ev(p, tr);
+	bt_pmu__free(p);
+	end_session(s, name);
+}
+
+Test(collect, lbr_per_cpu_stacks_of_every_depth_exactly)
+{
+	lbr_run(BT_TARGET_CPU, 0, 0);
+}
+
+Test(collect, lbr_per_task_stacks_carry_the_tasks_cpu)
+{
+	lbr_run(BT_TARGET_TASK, LBR_TID, 1);
+}
+
+/* ---- the clock -------------------------------------------------------- */
+
+static uint64_t fake_mono, fake_real;
+
+static uint64_t fake_clock(clockid_t id)
+{
+	return id == CLOCK_REALTIME ? fake_real : fake_mono;
+}
+
+struct clock_seen {
+	char reason[16];
+	uint64_t hz, zero, mult, shift, tsc, perf, mono, real;
+};
+
+struct clock_check {
+	struct clock_seen c[32];
+	unsigned n;
+};
+
+static void clock_each(struct got *g, uint32_t id,
+		       const struct bt_event_value *v)
+{
+	struct clock_check *ck = g->arg;
+	struct clock_seen *c;
+
+	if (id != BT_EVID_CLOCK)
+		return;
+	cr_assert(lt(u32, ck->n, 32));
+	c = &ck->c[ck->n++];
+	snprintf(c->reason, sizeof(c->reason), "%.*s",
+		 (int)v[BT_CLOCK_REASON].len,
+		 (const char *)v[BT_CLOCK_REASON].p);
+	c->hz = v[BT_CLOCK_TSC_HZ].u;
+	c->zero = v[BT_CLOCK_TIME_ZERO].u;
+	c->mult = v[BT_CLOCK_TIME_MULT].u;
+	c->shift = v[BT_CLOCK_TIME_SHIFT].u;
+	c->tsc = v[BT_CLOCK_TSC].u;
+	c->perf = v[BT_CLOCK_PERF_NS].u;
+	c->mono = v[BT_CLOCK_MONO_NS].u;
+	c->real = v[BT_CLOCK_REAL_NS].u;
+}
+
+/* Move the fake clocks and drain; the clocks the drain emitted. */
+static long clock_step(struct bt_collector *c, int64_t dmono, int64_t dreal)
+{
+	struct bt_collector_stats a, b;
+
+	fake_mono += (uint64_t)dmono;
+	fake_real += (uint64_t)dreal;
+	bt_collector__stats(c, &a);
+	cr_assert(ge(long, bt_collector__drain(c), 0));
+	bt_collector__stats(c, &b);
+	return (long)(b.events - a.events);
+}
+
+Test(collect, clock_start_heartbeat_and_wall_clock_jumps)
+{
+	const char *name = tu_name("cclk");
+	struct bt_kmes_session *s = tu_create(name, 1 << 20, 1);
+	struct bt_pmu *p = new_sim();
+	struct bt_pmu_buffers tb;
+	struct bt_pmu_event *tr = open_map(p, BT_FAC_BTS, BT_TARGET_TASK, TID,
+					   false, 4 * PG, 8 * PG, false, &tb);
+	struct bt_collector_opts o = { .sz = sizeof(o), .session = s,
+				       .mode = BT_MODE_STREAM,
+				       .clock_period_ms = 1000,
+				       .no_threads = true };
+	const struct perf_event_mmap_page *pc = tb.page;
+	static const char *const want[] = {
+		"start", "periodic", "jump", "jump", "periodic", "end",
+	};
+	const int64_t ms = 1000000;
+	uint64_t reals[6], monos[6], tsc0, tsc1;
+	struct clock_check ck = { .n = 0 };
+	struct bt_collector *c;
+	struct got g;
+
+	fake_mono = 1000ull * 1000000000ull;
+	fake_real = 1700000000ull * 1000000000ull;
+	collect_clock_hook = fake_clock;
+	c = bt_collector__new(&o);
+	cr_assert(ne(ptr, c, NULL));
+	add_src(c, p, tr, &tb, NULL, NULL, BT_FAC_BTS, BT_TARGET_TASK, TID, 0);
+
+	tsc0 = bt_sim_tsc(p);
+	cr_assert(gt(long, clock_step(c, 0, 0), 0));	/* start */
+	tsc1 = bt_sim_tsc(p);
+	monos[0] = fake_mono, reals[0] = fake_real;
+	/* 999 ms: no heartbeat yet; the 1000th: one */
+	cr_assert(eq(long, clock_step(c, 999 * ms, 999 * ms), 0));
+	cr_assert(gt(long, clock_step(c, ms, ms), 0));
+	monos[1] = fake_mono, reals[1] = fake_real;
+	/* the wall clock set an hour ahead */
+	cr_assert(gt(long, clock_step(c, ms, 3600000 * ms), 0));
+	monos[2] = fake_mono, reals[2] = fake_real;
+	/* 10 ms of drift is not a jump (more is) */
+	cr_assert(eq(long, clock_step(c, ms, 11 * ms), 0));
+	/* set back: 11 ms behind the last clock */
+	cr_assert(gt(long, clock_step(c, ms, -20 * ms), 0));
+	monos[3] = fake_mono, reals[3] = fake_real;
+	cr_assert(eq(long, clock_step(c, 999 * ms, 999 * ms), 0));
+	cr_assert(gt(long, clock_step(c, ms, ms), 0));
+	monos[4] = fake_mono, reals[4] = fake_real;
+	cr_assert(eq(int, bt_collector__freeze(c, NULL), 0));
+	monos[5] = fake_mono, reals[5] = fake_real;
+	collect_clock_hook = NULL;
+
+	read_slot_each(name, 0, &g, clock_each, &ck);
+	cr_assert(eq(u32, ck.n, 6));
+	for (unsigned i = 0; i < 6; i++) {
+		struct clock_seen *x = &ck.c[i];
+
+		cr_assert(eq(str, x->reason, (char *)want[i]), "clock %u", i);
+		cr_assert(eq(u64, x->mono, monos[i]), "clock %u", i);
+		cr_assert(eq(u64, x->real, reals[i]), "clock %u", i);
+		/* the sim event's page, as the collector found it */
+		cr_assert(eq(u64, x->zero, pc->time_zero));
+		cr_assert(eq(u64, x->mult, pc->time_mult));
+		cr_assert(eq(u64, x->shift, pc->time_shift));
+		cr_assert(eq(u64, x->hz, 2000000000ull));
+		cr_assert(eq(u64, x->perf, page_time(pc, x->tsc)),
+			  "clock %u", i);
+		if (i)
+			cr_assert(ge(u64, x->tsc, ck.c[i - 1].tsc));
+	}
+	cr_assert(ge(u64, ck.c[0].tsc, tsc0));
+	cr_assert(le(u64, ck.c[0].tsc, tsc1));
+	cr_assert(eq(sz, g.ntype[BT_EVID_CLOCK], 6));
+	got_free(&g);
+	bt_collector__free(c);
+	close_ev(p, tr);
+	bt_pmu__free(p);
 	end_session(s, name);
 }
