@@ -89,7 +89,8 @@ BT_API long bt_collector__drain(struct bt_collector *c);
 /* Why capture was frozen (a bt.trigger event). */
 struct bt_trigger {
 	size_t sz;
-	const char *reason;	/* "signal", "request", "notifier", "exit" */
+	const char *reason;	/* "signal", "request", "notifier", "exit",
+				   "stop" (see <btrail/events.h>) */
 	pid_t pid, tid;
 	int signo, code;	/* signal, si_code (0 when not a signal) */
 	uint64_t addr;		/* si_addr */

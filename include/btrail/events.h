@@ -251,7 +251,8 @@ enum { BT_AUX_CPU, BT_AUX_TID, BT_AUX_TIME, BT_AUX_OFF, BT_AUX_SIZE,
        BT_AUX_FLAGS, BT_AUX__N };
 /*
  * bt.trigger: why capture was frozen. reason: "signal", "request"
- * (SIGUSR2, btrail snapshot), "notifier", "exit". regs: 0 or 1 record of
+ * (SIGUSR2, btrail snapshot), "notifier", "exit", "stop" (the tracer
+ * ended capture; the process goes on). regs: 0 or 1 record of
  * the x86-64 user registers, in struct user_regs_struct order.
  */
 enum { BT_TRIGGER_REASON, BT_TRIGGER_TIME, BT_TRIGGER_PID, BT_TRIGGER_TID,

@@ -119,7 +119,10 @@ BT_API int bt_record__run(struct bt_record *r);
 BT_API void bt_record__request(struct bt_record *r);
 BT_API void bt_record__stop(struct bt_record *r);
 
-/* The wait(2) status the command or process ended with; -1 unknown. */
+/*
+ * The wait(2) status the command or process ended with; -1 when unknown
+ * or when it did not end (a process detached after --max-insns).
+ */
 BT_API int bt_record__status(const struct bt_record *r);
 /* The snapshot bundles written so far. */
 BT_API unsigned bt_record__snapshots(const struct bt_record *r);

@@ -792,6 +792,26 @@ static void fill_exit_trigger(struct bt_trigger *t, pid_t pid, int status)
 	}
 }
 
+/* True when @pid exists and is not a zombie (/proc/PID/stat). */
+static bool still_running(pid_t pid)
+{
+	char path[64], buf[512], *rp;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	rp = strrchr(buf, ')');		/* comm may hold anything */
+	return rp && rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X';
+}
+
 /* ---- step and pt-emu: the sim backend ------------------------------- */
 
 static int run_step(struct bt_record *r)
@@ -867,6 +887,11 @@ static int run_step(struct bt_record *r)
 	r->status = bt_step__status(s);
 	f = bt_step__fault(s);
 	fill_exit_trigger(&t, r->pid, r->status);
+	if (!f && r->o.pid > 0 && still_running(r->pid)) {
+		/* --max-insns: detached, it goes on; it did not exit. */
+		r->status = -1;
+		t.reason = "stop";
+	}
 	if (f) {
 		t.reason = "signal";
 		t.tid = f->tid;

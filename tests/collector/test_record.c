@@ -848,3 +848,52 @@ Test(record, recover_after_the_recorder_is_killed)
 	snprintf(out, sizeof(out), "rm -rf '%s'", dir);
 	cr_assert(eq(int, system(out), 0));
 }
+
+Test(record, attach_to_a_running_process_and_leave_it_running)
+{
+	char dir[] = "/tmp/bt-rec-XXXXXX", out[128], pid_s[16], line[16];
+	const char *session = tu_name("attach");
+	char *argv[] = { (char *)bin(), "record", "-e", "step", "-p", pid_s,
+			 "--max-insns", "5000", "--keep-session", "--session",
+			 (char *)session, "-o", out, NULL };
+	char *so = NULL, *se = NULL;
+	struct capture c;
+	int p[2], st;
+	pid_t spin;
+	FILE *f;
+
+	tu_cleanup_at_exit(session);
+	cr_assert(ne(ptr, mkdtemp(dir), NULL));
+	snprintf(out, sizeof(out), "%s/b", dir);
+	cr_assert(eq(int, pipe(p), 0));
+	spin = fork();
+	cr_assert(ge(int, spin, 0));
+	if (spin == 0) {
+		dup2(p[1], 1);
+		close(p[0]);
+		close(p[1]);
+		execl(prog("spin"), "spin", (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	f = fdopen(p[0], "r");
+	cr_assert(ne(ptr, fgets(line, sizeof(line), f), NULL));
+	snprintf(pid_s, sizeof(pid_s), "%d", (int)spin);
+
+	cr_assert(eq(int, tu_run(argv, &so, &se), 0), "%s", se);
+	cr_assert(ne(ptr, strstr(se, "goes on"), NULL), "%s", se);
+	/* Detached, not killed: it still runs. */
+	cr_assert(eq(int, waitpid(spin, &st, WNOHANG), 0));
+	cr_assert(eq(int, kill(spin, SIGKILL), 0));
+	cr_assert(eq(int, waitpid(spin, &st, 0), spin));
+	fclose(f);
+	read_session(session, &c);
+	cr_assert(eq(str, c.reason, "stop"));
+	cr_assert(gt(sz, c.branches, 0));
+	babeltrace_reads(out);
+	free(c.pt);
+	free(so);
+	free(se);
+	snprintf(out, sizeof(out), "rm -rf '%s'", dir);
+	cr_assert(eq(int, system(out), 0));
+}

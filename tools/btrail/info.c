@@ -172,13 +172,18 @@ static void print_text(const char *dir, struct bt_bundle *b, json_object *j,
 							    "time_shift")));
 	else
 		printf("clock:     none (no bt.clock event)\n");
-	if (t)
+	if (t && json_object_get_int(get(t, "signo")))
 		printf("trigger:   %s %s (%d) code %d addr %s ip %s pid %d "
 		       "tid %d\n", gets(t, "reason", "?"),
 		       gets(t, "signal", "-"),
 		       json_object_get_int(get(t, "signo")),
 		       json_object_get_int(get(t, "code")),
 		       gets(t, "addr", "?"), gets(t, "ip", "?"),
+		       json_object_get_int(get(t, "pid")),
+		       json_object_get_int(get(t, "tid")));
+	else if (t)	/* exit, stop, request, notifier: no signal */
+		printf("trigger:   %s pid %d tid %d\n",
+		       gets(t, "reason", "?"),
 		       json_object_get_int(get(t, "pid")),
 		       json_object_get_int(get(t, "tid")));
 	else

@@ -303,6 +303,9 @@ int do_record(int argc, char **argv)
 		describe(status, what, sizeof(what));
 		fprintf(stderr, "%s: record: %s %s\n", bin_name,
 			o.pid ? "process" : "command", what);
+	} else if (o.pid && !err) {
+		fprintf(stderr, "%s: record: tracing ended; process %d goes "
+			"on\n", bin_name, (int)o.pid);
 	}
 	if (err) {
 		err_msg("record: failed: %s", bt_strerror(err));
