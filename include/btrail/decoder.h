@@ -16,7 +16,7 @@
  * image-section cache: several sessions given the same cache share the
  * mapped sections (the parallel decode and bundle decoding build on it).
  *
- * Bundle and perf.data decoding come later in this header.
+ * Bundles are reconstructed by struct bt_recon (below).
  */
 #ifndef BTRAIL_DECODER_H
 #define BTRAIL_DECODER_H
@@ -199,6 +199,133 @@ struct bt_ptdec_stats {
 BT_API int bt_ptdec__print(struct bt_ptdec *d, FILE *out,
 			   const struct bt_ptdec_print_opts *opts,
 			   struct bt_ptdec_stats *stats);
+
+
+/* ---- Bundles: reconstruction ------------------------------------------- */
+
+/*
+ * A reconstruction reads a bundle (<btrail/bundle.h>) and gives back what
+ * ran: instructions and branches in trace order per stream, with the
+ * image built from the sideband (bt.mmap) and the binaries (the bundle's
+ * images/, the recorded paths under a sysroot, or build-id directories),
+ * PT decoded with libipt (through struct bt_ptdec), BTS records walked
+ * with capstone from each record's `to` to the next `from`, symbols from
+ * .symtab/.dynsym (libelf) and file:line from DWARF (libdw) when there
+ * is debug information. A missing binary is a warning naming its
+ * build-id and path, and a gap item in the flow, never a failure.
+ */
+struct bt_recon;	/* opaque */
+
+struct bt_recon_opts {
+	size_t sz;
+	const char *sysroot;	/* prefix of recorded paths; NULL: "" */
+	const char *buildid_dir;/* DIR/xx/rest[.debug] as debuginfod keeps
+				   them; NULL: none */
+	enum bt_ptdec_kind kind;/* PT decoder: block (default) or insn */
+	const char *cpu;	/* "F/M[/S]" for errata; NULL: the bundle's */
+	bool progress;		/* progress lines on stderr (a terminal) */
+};
+#define bt_recon_opts__last_field progress
+
+/*
+ * bt_recon__open() - open bundle @dir for reconstruction. NULL with
+ * errno: ENOENT, ENOTDIR, EINVAL, ENOMEM, or BT_ERRNO_FORMAT for a
+ * malformed bundle (logged with file, offset and problem).
+ */
+BT_API struct bt_recon *bt_recon__open(const char *dir,
+				       const struct bt_recon_opts *opts);
+/* NULL is a no-op. */
+BT_API void bt_recon__free(struct bt_recon *r);
+
+enum bt_recon_kind {
+	BT_RI_INSN = 0,		/* an instruction ran: ip, len, bytes, iclass */
+	BT_RI_BRANCH,		/* a taken branch: ip (from), to, iclass */
+	BT_RI_EVENT,		/* trace enabled/disabled, interrupt, ... */
+	BT_RI_GAP,		/* trace missing here (loss, unknown code) */
+	BT_RI_ERROR,		/* a decode error (the flow resumes later) */
+	BT_RI_TRIGGER,		/* the bundle's trigger, at the end */
+};
+
+/* Instruction classes (as a branch tracer needs them). */
+enum bt_iclass {
+	BT_IC_OTHER = 0,	/* falls through */
+	BT_IC_JCC,		/* conditional jump */
+	BT_IC_JMP,		/* direct jump */
+	BT_IC_JMP_IND,		/* indirect jump */
+	BT_IC_CALL,		/* direct call */
+	BT_IC_CALL_IND,		/* indirect call */
+	BT_IC_RET,		/* near return */
+	BT_IC_FAR,		/* syscall, int, iret, far transfers */
+};
+
+struct bt_recon_item {
+	uint32_t kind;		/* enum bt_recon_kind */
+	uint32_t stream;	/* the bundle stream (ring) */
+	int32_t cpu;		/* -1 unknown */
+	int32_t pid, tid;	/* -1 unknown */
+	uint64_t time;		/* perf clock ns where known, else 0 */
+	uint64_t ip;		/* INSN: address; BRANCH: from */
+	uint64_t to;		/* BRANCH: target */
+	uint32_t iclass;	/* enum bt_iclass */
+	uint8_t len;		/* INSN: length, bytes[0..len) */
+	uint8_t bytes[15];
+	const char *text;	/* EVENT/GAP/ERROR: one line, no newline */
+};
+
+/* Called for each item in order; nonzero stops the run with that value. */
+typedef int (*bt_recon_fn)(void *ctx, const struct bt_recon_item *it);
+
+#define BT_RECON_INSNS		0x1u	/* INSN items */
+#define BT_RECON_BRANCHES	0x2u	/* BRANCH items */
+
+/*
+ * bt_recon__run() - reconstruct every stream in order, telling @fn the
+ * items asked for in @what (EVENT, GAP, ERROR and TRIGGER items always).
+ * Returns 0, @fn's nonzero value, or a negative errno.
+ */
+BT_API int bt_recon__run(struct bt_recon *r, uint32_t what, bt_recon_fn fn,
+			 void *ctx);
+
+struct bt_sym {
+	const char *name;	/* function, or NULL when unknown */
+	uint64_t offset;	/* addr - symbol start */
+	const char *file;	/* source file, or NULL */
+	uint32_t line;		/* 0 when unknown */
+	const char *image;	/* the binary's path, or NULL */
+};
+
+/*
+ * bt_recon__symbolize() - what @addr of process @pid is (-1: any).
+ * Strings are owned by @r. Returns 0 (fields NULL/0 where unknown) or
+ * -ENOENT when no image holds @addr.
+ */
+BT_API int bt_recon__symbolize(struct bt_recon *r, int32_t pid,
+			       uint64_t addr, struct bt_sym *out);
+
+/*
+ * bt_recon__disasm() - the instruction at @addr of @pid as text
+ * ("mov rax, qword ptr [rdi]") into @buf. Returns its length in bytes
+ * of code, or -ENOENT (no code there), -EINVAL.
+ */
+BT_API int bt_recon__disasm(struct bt_recon *r, int32_t pid, uint64_t addr,
+			    char *buf, size_t len);
+
+struct bt_report_opts {
+	size_t sz;
+	uint32_t branches;	/* last N branches shown; 0: 32 */
+	bool color;		/* ANSI colour */
+};
+#define bt_report_opts__last_field color
+
+/*
+ * bt_recon__report() - the way to the crash, to @out: the signal and the
+ * faulting instruction (disassembled, with its source line), the call
+ * stack reconstructed from the trace, innermost first, one frame a line
+ * "#N  function+0xOFF (file:line)" ("??" where unknown), then the last N
+ * branches with symbols. Returns 0 or a negative errno.
+ */
+BT_API int bt_recon__report(struct bt_recon *r, FILE *out,
+			    const struct bt_report_opts *opts);
 
 #ifdef __cplusplus
 }
