@@ -81,7 +81,7 @@ int ptd_sb_init(struct bt_ptdec *d, FILE *out,
  */
 int ptd_sb_event(struct bt_ptdec *d, const struct pt_event *ev,
 		 struct pt_image **image);
-/* At the end: print the records left (none are applied). */
+/* At the end of a decode (records left are not shown, as in ptxed). */
 void ptd_sb_fini(struct bt_ptdec *d);
 
 #endif /* BT_DECODER_PT_INT_H */

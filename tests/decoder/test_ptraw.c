@@ -207,7 +207,7 @@ Test(ptraw, corpus)
 
 			if (r == -1 && strcmp(f[7], "-") &&
 			    !strcmp(why, strerror(ENOSYS))) {
-				/* perf sideband: not implemented yet */
+				/* perf sideband refused: must not happen */
 				unsupported++;
 				must += deb;
 				continue;
@@ -230,18 +230,15 @@ Test(ptraw, corpus)
 		    "passes we fail %u; of the other %u we pass %u",
 		    cases, must, must_fail, others, extra);
 	printf("ptraw: %u (test,cpu) cases x 2 decoders: %u/%u runs that "
-	       "Debian's 2.0.5 passes pass, %u failed, %u need perf "
-	       "sideband (not implemented yet); %u of the other %u pass "
+	       "Debian's 2.0.5 passes pass, %u failed, %u unsupported "
+	       "(perf sideband); %u of the other %u pass "
 	       "too\n", cases, must - must_fail - unsupported, must,
 	       must_fail, unsupported, extra, others);
 	cr_assert(eq(int, cases, 440));
 	cr_assert(eq(int, must, 622));
 	cr_assert(eq(int, must_fail, 0));
-	/*
-	 * The 9 pevent cases (x 2 decoders) wait for the sideband decoder
-	 * (bt_ptdec__add_pevent); when it lands this becomes 0.
-	 */
-	cr_assert(eq(int, unsupported, 18));
+	/* The 9 pevent cases (x 2 decoders) run with perf sideband too. */
+	cr_assert(eq(int, unsupported, 0));
 }
 
 /* ---- the CLI --------------------------------------------------------- */
