@@ -151,8 +151,10 @@ struct bt_pevent_opts {
  * "FILE[:FROM[-TO]]", read with @opts. Records of primary streams change
  * the image the decoder uses as the trace's time reaches them (MMAP,
  * MMAP2, COMM.EXEC, ITRACE_START, SWITCH, ...); records of secondary
- * streams are only printed. Returns 0, -errno of the file, -EINVAL,
- * -ENOMEM.
+ * streams fill the processes' images but switch nothing. The whole
+ * file is checked here. Returns 0, -errno of the file, -EINVAL (bad
+ * range), -BT_ERRNO_FORMAT (a malformed record; the log names the file
+ * and the offset), -ENOMEM.
  */
 BT_API int bt_ptdec__add_pevent(struct bt_ptdec *d, const char *spec,
 				const struct bt_pevent_opts *opts);
@@ -326,6 +328,66 @@ struct bt_report_opts {
  */
 BT_API int bt_recon__report(struct bt_recon *r, FILE *out,
 			    const struct bt_report_opts *opts);
+
+/* ---- Bundles: views and exports ---------------------------------------- */
+
+/* The views of `btrail script BUNDLE` (docs/btrail-script.1). */
+enum bt_view_kind {
+	BT_VIEW_INSN = 0,	/* instruction flow, disassembled (default) */
+	BT_VIEW_BRANCHES,	/* one line per taken branch, with symbols */
+	BT_VIEW_CALLS,		/* function-call history, nested by depth */
+};
+
+enum bt_view_format {
+	BT_VIEW_TEXT = 0,
+	BT_VIEW_JSON,		/* JSON Lines: docs/script-json.md */
+};
+
+struct bt_view_opts {
+	size_t sz;
+	enum bt_view_kind view;
+	enum bt_view_format format;
+};
+#define bt_view_opts__last_field format
+
+/*
+ * bt_recon__print_view() - run @r and write the view of @opts to @out.
+ * Events, gaps, errors and the trigger appear in every view. Returns 0,
+ * -EINVAL, -ENOMEM, -EIO (writing @out failed) or bt_recon__run()'s
+ * negative errno.
+ */
+BT_API int bt_recon__print_view(struct bt_recon *r, FILE *out,
+				const struct bt_view_opts *opts);
+
+enum bt_export_format {
+	BT_EXPORT_JSON = 0,	/* JSON Lines of every item */
+	BT_EXPORT_CHROME,	/* Chrome Trace Event JSON, a span per call */
+	BT_EXPORT_CTF,		/* the bundle's CTF trace, re-exported */
+};
+
+/*
+ * bt_recon__export() - run @r and write it to @out as @fmt (JSON or
+ * CHROME; CTF is bt_bundle_export_ctf()). Returns 0, -EINVAL, -ENOMEM,
+ * -EIO or bt_recon__run()'s negative errno.
+ */
+BT_API int bt_recon__export(struct bt_recon *r, FILE *out,
+			    enum bt_export_format fmt);
+
+/*
+ * bt_bundle_export_ctf() - check every event of bundle @bundle with the
+ * reader and write its CTF trace (metadata and stream files) to the new
+ * directory @out, which babeltrace2 reads. Returns 0, -EEXIST, -ENOENT,
+ * -BT_ERRNO_FORMAT (malformed bundle, logged) or another negative errno.
+ */
+BT_API int bt_bundle_export_ctf(const char *bundle, const char *out);
+
+/*
+ * bt_ptdec__count() - decode the whole trace exactly as bt_ptdec__print()
+ * does (same decoder, events, sideband, errors and resynchronisation)
+ * but write nothing; @stats gets the counts (errors included). Returns
+ * 0, -EINVAL (no trace, @stats NULL) or -ENOMEM.
+ */
+BT_API int bt_ptdec__count(struct bt_ptdec *d, struct bt_ptdec_stats *stats);
 
 #ifdef __cplusplus
 }

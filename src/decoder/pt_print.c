@@ -274,7 +274,9 @@ static void decode_insn(struct pr *p)
 			continue;
 		}
 		for (;;) {
-			status = drain(p, status);
+			/* The common case has no event: skip the call. */
+			if (status & pts_event_pending)
+				status = drain(p, status);
 			if (status < 0)
 				break;
 			if (status & pts_eos) {
@@ -430,7 +432,9 @@ static void decode_block(struct pr *p)
 			continue;
 		}
 		for (;;) {
-			status = drain(p, status);
+			/* The common case has no event: skip the call. */
+			if (status & pts_event_pending)
+				status = drain(p, status);
 			if (status < 0)
 				break;
 			if (status & pts_eos) {
