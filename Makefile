@@ -43,7 +43,7 @@ WARN	:= -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wformat=2 -Wvla -Wundef -Werror
 
 # Packages that have a pkg-config file; libipt has none (-lipt).
-PKGS	:= msgpack numa uuid capstone libelf json-c
+PKGS	:= msgpack numa uuid capstone libelf json-c libdw
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 

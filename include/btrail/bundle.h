@@ -30,8 +30,16 @@ struct bt_bundle_write_opts {
 	bool with_binaries;	/* copy every mapped binary into images/ */
 	bool progress;		/* progress lines on stderr */
 	const char *sysroot;	/* where to find binaries; NULL: "/" */
+	/*
+	 * The CPU the trace was recorded on when it is not this machine's
+	 * (btrail import): perf's CPUID string "Vendor,family,model,stepping"
+	 * (e.g. "GenuineIntel,6,78,3"). The machine section then describes
+	 * that CPU and leaves what it cannot know (PT caps, TSC leaves) null.
+	 * NULL: this machine.
+	 */
+	const char *machine_cpuid;
 };
-#define bt_bundle_write_opts__last_field sysroot
+#define bt_bundle_write_opts__last_field machine_cpuid
 
 /*
  * bt_bundle_write() - read every event of KMES ring session @session (by

@@ -358,6 +358,55 @@ BT_API int bt_perfdata__aux_read(const struct bt_perfdata *pd, size_t i,
  */
 BT_API int bt_perfdata__aux_cpu(const struct bt_perfdata *pd, uint32_t cpu);
 
+/* ---- Import: perf.data -> bundle (src/decoder/import.c) ---------------- */
+
+/* What bt_perfdata_import() did. */
+struct bt_perfdata_import_stats {
+	uint64_t records;	/* records of the file read */
+	uint64_t events;	/* bt.* events written (bt.schema not counted) */
+	uint64_t pt_bytes;	/* bytes of trace, in bt.pt chunks */
+	uint64_t pt_chunks;
+	uint64_t mmaps;		/* bt.mmap events */
+	uint64_t build_ids;	/* of which with a build-id */
+	uint32_t slots;		/* rings: one per CPU id up to the highest */
+	uint32_t cpus;		/* CPUs the file has records or trace of */
+};
+
+/* Options for bt_perfdata_import(). Set .sz = sizeof; may be NULL. */
+struct bt_perfdata_import_opts {
+	size_t sz;
+	bool big_endian;	/* as struct bt_bundle_write_opts */
+	bool with_binaries;
+	const char *sysroot;
+	bool progress;
+	/* the temporary KMES session's name; NULL: btrail-import-<pid>-<n> */
+	const char *session;
+	struct bt_perfdata_import_stats *stats;	/* filled when not NULL */
+};
+#define bt_perfdata_import_opts__last_field stats
+
+/*
+ * bt_perfdata_import() - turn perf.data file @path into bundle directory
+ * @bundle_out (which must not exist).
+ *
+ * Every record becomes the bt.* event that says the same (MMAP/MMAP2 ->
+ * bt.mmap, with the build-id of the file's build-id table when the record
+ * has none; COMM -> bt.comm; FORK/EXIT/ITRACE_START -> bt.task; SWITCH
+ * -> bt.switch; LOST -> bt.lost; AUX -> bt.aux; the AUXTRACE data ->
+ * bt.pt chunks at their AUX offsets; TIME_CONV or AUXTRACE_INFO ->
+ * bt.clock), emitted into a temporary per-CPU KMES session (slot = the
+ * record's CPU), which bt_bundle_write() turns into the bundle with the
+ * machine of the file's CPUID feature; the session is then removed.
+ * See docs/btrail-import.1.
+ *
+ * Returns 0, or -BT_ERRNO_FORMAT (malformed perf.data: the log names the
+ * file, the offset and the problem), -EEXIST (@bundle_out exists),
+ * -EFBIG (over about 64 MiB of events on one CPU), -EINVAL,
+ * -ENOMEM, or the errors of the session and of bt_bundle_write().
+ */
+BT_API int bt_perfdata_import(const char *path, const char *bundle_out,
+			      const struct bt_perfdata_import_opts *opts);
+
 #ifdef __cplusplus
 }
 #endif

@@ -167,6 +167,42 @@ static void machine_cpuid(json_object *m, uint64_t tsc_hz)
 	json_object_object_add(m, "tsc", tsc);
 }
 
+/*
+ * The machine a trace was recorded on, from perf's CPUID string
+ * "Vendor,family,model,stepping" (btrail import): this machine's CPUID
+ * leaves would describe the wrong CPU, so what the string does not say
+ * is null.
+ */
+static void machine_recorded(json_object *m, const char *cpuid,
+			     uint64_t tsc_hz)
+{
+	static const char *const tsc_keys[] = {
+		"ratio_den", "ratio_num", "crystal_hz", "mtc_base_hz",
+		"nominal_hz",
+	};
+	json_object *tsc = json_object_new_object();
+	char vendor[64] = "";
+	int fam = -1, model = -1, step = -1;
+
+	sscanf(cpuid, "%63[^,],%i,%i,%i", vendor, &fam, &model, &step);
+	json_object_object_add(m, "vendor", vendor[0] ?
+			       json_object_new_string(vendor) : NULL);
+	json_object_object_add(m, "family", fam >= 0 ?
+			       json_object_new_int(fam) : NULL);
+	json_object_object_add(m, "model", model >= 0 ?
+			       json_object_new_int(model) : NULL);
+	json_object_object_add(m, "stepping", step >= 0 ?
+			       json_object_new_int(step) : NULL);
+	json_object_object_add(m, "cpuid", json_object_new_string(cpuid));
+	json_object_object_add(m, "model_name", NULL);
+	json_object_object_add(m, "pt_caps", NULL);
+	for (size_t i = 0; i < sizeof(tsc_keys) / sizeof(tsc_keys[0]); i++)
+		json_object_object_add(tsc, tsc_keys[i], NULL);
+	json_object_object_add(tsc, "tsc_hz", tsc_hz ?
+			       json_object_new_int64((int64_t)tsc_hz) : NULL);
+	json_object_object_add(m, "tsc", tsc);
+}
+
 static void machine_pt_caps(json_object *m)
 {
 	static const char dir[] = "/sys/bus/event_source/devices/intel_pt/caps";
@@ -623,9 +659,13 @@ int bw_json__finish(struct bw_json *j, const char *dir)
 	FILE *f;
 	int err = 0;
 
-	machine_cpuid(m, j->tsc_hz);
-	cpuinfo_model_name(m);
-	machine_pt_caps(m);
+	if (j->o.machine_cpuid) {
+		machine_recorded(m, j->o.machine_cpuid, j->tsc_hz);
+	} else {
+		machine_cpuid(m, j->tsc_hz);
+		cpuinfo_model_name(m);
+		machine_pt_caps(m);
+	}
 	json_object_object_add(j->root, "machine", m);
 	json_object_object_add(j->root, "clocks", json_object_get(j->clocks));
 	{

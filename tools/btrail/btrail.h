@@ -49,6 +49,13 @@ int do_snapshot(int argc, char **argv);
 int do_info(int argc, char **argv);
 int do_recover(int argc, char **argv);
 int do_script(int argc, char **argv);
+int do_report(int argc, char **argv);
+int do_import(int argc, char **argv);
+/* btrail script PERF.DATA (script_perf.c); argv as do_script()'s. */
+int script_perfdata(int argc, char **argv);
+/* Whether @path is a regular file that starts with perf.data's magic. */
+bool script_is_perfdata(const char *path);
+int do_export(int argc, char **argv);
 int kmes_do_emit(int argc, char **argv);
 int kmes_do_drain(int argc, char **argv);
 

@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /*
- * btrail script: print the instruction flow of a trace. So far the raw
- * Intel PT mode, which takes libipt ptxed's options so that ptxed
- * workflows (and libipt's test corpus) carry over; bundles and perf.data
- * files come later.
+ * btrail script: print the instruction flow of a trace. Two modes: a
+ * bundle (`btrail script BUNDLE [--insn|--branches|--calls]`), whose
+ * views are bt_recon__print_view()'s, and raw Intel PT (`--pt FILE`),
+ * which takes libipt ptxed's options so that ptxed workflows (and
+ * libipt's test corpus) carry over.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <btrail/decoder.h>
@@ -14,6 +17,30 @@
 
 #include "btrail.h"
 #include "decoder/pt_args.h"
+
+static int bundle_usage(FILE *f, int status)
+{
+	fprintf(f,
+"Usage: %s script BUNDLE [--insn | --branches | --calls] [--format text|json]\n"
+"                 [--sysroot DIR] [--buildid-dir DIR] [--cpu F/M[/S]]\n"
+"       %s script --pt FILE --raw FILE:BASE... (raw Intel PT, below)\n"
+"\n"
+"Reconstruct what ran from bundle BUNDLE and print it:\n"
+"  --insn       the instruction flow, disassembled, with symbol+offset\n"
+"               (the default)\n"
+"  --branches   one line per taken branch: FROM (sym+off) -> TO (sym+off)\n"
+"  --calls      the function-call history, nested by call and return\n"
+"  --format F   text (default) or json (JSON Lines, docs/script-json.md)\n"
+"  --sysroot DIR      prefix of the binaries' recorded paths\n"
+"  --buildid-dir DIR  binaries by build-id (DIR/xx/rest)\n"
+"  --cpu F/M[/S]      the CPU for PT errata (default: the bundle's)\n"
+"Events, gaps and decode errors appear in every view, in brackets.\n"
+"\n"
+"Exit status: 0 done, 1 the bundle could not be read, 2 bad command\n"
+"line, 3 the bundle is malformed.\n",
+		bin_name, bin_name);
+	return status;
+}
 
 static int usage(FILE *f, int status)
 {
@@ -53,12 +80,157 @@ static int usage(FILE *f, int status)
 	return status;
 }
 
+/*
+ * Raw mode when --pt or any option of ptxed's is given; else the operand
+ * is a bundle.
+ */
+static bool raw_mode(int argc, char **argv)
+{
+	static const char *const bopt[] = {
+		"--insn", "--branches", "--calls", "--format", "--sysroot",
+		"--buildid-dir", "--cpu", "--help", "-h",
+	};
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		size_t k;
+
+		if (!strcmp(a, "--"))
+			break;
+		if (a[0] != '-')
+			continue;
+		if (!strcmp(a, "--pt") || !strncmp(a, "--pt=", 5))
+			return true;
+		for (k = 0; k < sizeof(bopt) / sizeof(bopt[0]); k++) {
+			size_t n = strlen(bopt[k]);
+
+			if (!strncmp(a, bopt[k], n) &&
+			    (a[n] == '\0' || a[n] == '='))
+				break;
+		}
+		if (k == sizeof(bopt) / sizeof(bopt[0]))
+			return true;
+	}
+	return false;
+}
+
+static int bundle_script(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "insn", no_argument, NULL, 'i' },
+		{ "branches", no_argument, NULL, 'b' },
+		{ "calls", no_argument, NULL, 'c' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "sysroot", required_argument, NULL, 's' },
+		{ "buildid-dir", required_argument, NULL, 'B' },
+		{ "cpu", required_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct bt_recon_opts ro = { .sz = sizeof(ro) };
+	struct bt_view_opts vo = { .sz = sizeof(vo) };
+	struct bt_recon *r;
+	int c, err, nview = 0;
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'i':
+			vo.view = BT_VIEW_INSN;
+			nview++;
+			break;
+		case 'b':
+			vo.view = BT_VIEW_BRANCHES;
+			nview++;
+			break;
+		case 'c':
+			vo.view = BT_VIEW_CALLS;
+			nview++;
+			break;
+		case 'f':
+			if (!strcmp(optarg, "text")) {
+				vo.format = BT_VIEW_TEXT;
+			} else if (!strcmp(optarg, "json")) {
+				vo.format = BT_VIEW_JSON;
+			} else {
+				err_msg("script: unknown format '%s' (text or "
+					"json)", optarg);
+				return BT_EXIT_USAGE;
+			}
+			break;
+		case 's':
+			ro.sysroot = optarg;
+			break;
+		case 'B':
+			ro.buildid_dir = optarg;
+			break;
+		case 'C':
+			ro.cpu = optarg;
+			break;
+		case 'h':
+			return bundle_usage(stdout, BT_EXIT_OK);
+		default:
+			err_msg("script: bad option '%s'; try '%s script "
+				"--help'", argv[optind - 1], bin_name);
+			return BT_EXIT_USAGE;
+		}
+	}
+	if (nview > 1) {
+		err_msg("script: give one of --insn, --branches, --calls");
+		return BT_EXIT_USAGE;
+	}
+	if (optind != argc - 1) {
+		err_msg("script: give one bundle (or a raw trace with --pt); "
+			"try '%s script --help'", bin_name);
+		return BT_EXIT_USAGE;
+	}
+	ro.progress = progress_tty();
+	r = bt_recon__open(argv[optind], &ro);
+	if (!r) {
+		err = errno;
+		err_msg("script: %s: %s", argv[optind], bt_strerror(err));
+		return err == BT_ERRNO_FORMAT ? BT_EXIT_DATA : BT_EXIT_FAIL;
+	}
+	err = bt_recon__print_view(r, stdout, &vo);
+	bt_recon__free(r);
+	if (err) {
+		err_msg("script: %s: %s", argv[optind], err == -EIO ?
+			"cannot write the output" : bt_strerror(err));
+		return err == -BT_ERRNO_FORMAT ? BT_EXIT_DATA : BT_EXIT_FAIL;
+	}
+	return BT_EXIT_OK;
+}
+
 int do_script(int argc, char **argv)
 {
 	struct bt_ptdec_stats st = { 0 };
 	struct ptd_args a;
 	int err;
 
+	/* btrail script PERF.DATA: script_perf.c */
+	for (int i = 1; i < argc; i++) {
+		if (argv[i][0] != '-') {
+			if (script_is_perfdata(argv[i]))
+				return script_perfdata(argc, argv);
+			break;
+		}
+		if (!strcmp(argv[i], "--sysroot") ||
+		    !strcmp(argv[i], "--buildid-dir") ||
+		    !strcmp(argv[i], "--cpu") || !strcmp(argv[i], "--format"))
+			i++;	/* its value */
+	}
+	if (!raw_mode(argc, argv)) {
+		for (int i = 1; i < argc; i++) {
+			if (!strcmp(argv[i], "--help") ||
+			    !strcmp(argv[i], "-h")) {
+				bundle_usage(stdout, BT_EXIT_OK);
+				putchar('\n');
+				return usage(stdout, BT_EXIT_OK);
+			}
+		}
+		return bundle_script(argc, argv);
+	}
 	memset(&a, 0, sizeof(a));
 	err = ptd_args_parse(&a, argc - 1, argv + 1);
 	if (err == -ENOMEM) {

@@ -1,0 +1,421 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * Reconstruction of bundles and `btrail report`, on the crash programs of
+ * tests/progs recorded by the CLI with step (branch records) and pt-emu
+ * (PT packets):
+ *
+ *   - the report's call stack, the frames in the program's own code,
+ *     equals gdb's backtrace of the same program (gdb -batch, run, bt),
+ *     and an unknown innermost frame (a call through NULL) is "??" in
+ *     both;
+ *   - the faulting instruction's line names the trigger's IP;
+ *   - the flow of the faulting thread ends at the fault: after the last
+ *     branch, straight-line instructions reach the trigger's IP;
+ *   - PT and BTS reconstructions of the same program give the same
+ *     instructions up to the fault (the BTS flow, which starts at its
+ *     first record, is the end of the PT flow; compared as symbol+offset
+ *     since each run has its own address layout);
+ *   - a bundle whose binary is missing gives a warning naming build-id
+ *     and path, and still a report (with ??);
+ *   - a damaged bundle is refused naming file and offset.
+ */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <btrail/decoder.h>
+
+#include "helpers/testutil.h"
+
+static const char *prog(const char *name)
+{
+	static char path[4][PATH_MAX];
+	static int i;
+	const char *dir = getenv("BTRAIL_PROGS");
+	char *p = path[i++ % 4];
+
+	if (!dir)
+		cr_skip_test("BTRAIL_PROGS is not set (make check sets it)");
+	snprintf(p, PATH_MAX, "%s/%s", dir, name);
+	if (access(p, X_OK) < 0)
+		cr_skip_test("%s is not built", p);
+	return p;
+}
+
+static const char *bin(void)
+{
+	const char *b = tu_btrail_bin();
+
+	if (!b)
+		cr_skip_test("BTRAIL_BIN is not set (make check sets it)");
+	return b;
+}
+
+struct rec {
+	char dir[64];
+	char bundle[96];
+};
+
+static void record(struct rec *r, const char *fac, const char *p)
+{
+	char *out = NULL, *err = NULL;
+	struct stat st;
+	char *argv[] = { (char *)bin(), "record", "-e", (char *)fac,
+			 "--start-at", "main", "-o", r->bundle, "--",
+			 (char *)prog(p), NULL };
+
+	snprintf(r->dir, sizeof(r->dir), "/tmp/bt-recon-XXXXXX");
+	cr_assert(ne(ptr, mkdtemp(r->dir), NULL));
+	snprintf(r->bundle, sizeof(r->bundle), "%s/b", r->dir);
+	tu_run(argv, &out, &err);
+	cr_assert(eq(int, stat(r->bundle, &st), 0), "no bundle: %s", err);
+	free(out);
+	free(err);
+}
+
+static void rec_free(struct rec *r)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", r->dir);
+	cr_assert(eq(int, system(cmd), 0));
+}
+
+/* ---- Frames ------------------------------------------------------------ */
+
+struct frames {
+	char name[32][128];
+	bool own[32];	/* in the program's own source */
+	size_t n;
+};
+
+/* gdb's "#N  0x... in NAME (args) at FILE:LINE" or "#0  NAME (...)". */
+static void gdb_frames(const char *p, struct frames *f)
+{
+	char *argv[] = { "/usr/bin/gdb", "-nx", "-batch", "-ex", "set width 0",
+			 "-ex", "run", "-ex", "bt", "--args", (char *)p,
+			 NULL };
+	char *out = NULL, *err = NULL;
+	char *line, *save = NULL;
+
+	memset(f, 0, sizeof(*f));
+	if (access("/usr/bin/gdb", X_OK) < 0)
+		cr_skip_test("gdb is not installed");
+	tu_run(argv, &out, &err);
+	cr_assert(ne(ptr, out, NULL));
+	for (line = strtok_r(out, "\n", &save); line && f->n < 32;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *s = line, *e;
+
+		if (line[0] != '#')
+			continue;
+		s = strchr(s, ' ');
+		while (s && *s == ' ')
+			s++;
+		if (s && !strncmp(s, "0x", 2)) {
+			s = strstr(s, " in ");
+			s = s ? s + 4 : NULL;
+		}
+		if (!s)
+			continue;
+		e = strchr(s, ' ');
+		snprintf(f->name[f->n], sizeof(f->name[0]), "%.*s",
+			 e ? (int)(e - s) : (int)strlen(s), s);
+		f->own[f->n++] = strstr(line, "tests/progs/") != NULL;
+	}
+	free(out);
+	free(err);
+	cr_assert(f->n > 0, "gdb printed no backtrace");
+}
+
+/* The report's "#N  NAME+0xOFF (...)" lines. */
+static void report_frames(const char *rep, struct frames *f)
+{
+	const char *s = strstr(rep, "call stack");
+
+	memset(f, 0, sizeof(*f));
+	cr_assert(ne(ptr, (void *)s, NULL), "%s", rep);
+	while ((s = strstr(s, "\n#")) && f->n < 32) {
+		const char *nm = strstr(s, "  ");
+		const char *e = nm ? nm + 2 + strcspn(nm + 2, "+ \n") : NULL;
+		const char *eol = strchr(s + 1, '\n');
+
+		if (!nm || !e)
+			break;
+		snprintf(f->name[f->n], sizeof(f->name[0]), "%.*s",
+			 (int)(e - nm - 2), nm + 2);
+		f->own[f->n] = eol && memmem(s, eol - s, "tests/progs/", 12);
+		f->n++;
+		s++;
+	}
+}
+
+static char *report(const char *bundle, const char *extra, char **err,
+		    int *status)
+{
+	char *out = NULL;
+	char *argv[] = { (char *)bin(), "report", "--color", "never",
+			 (char *)bundle, NULL, NULL, NULL };
+
+	if (extra) {
+		argv[4] = "--sysroot";
+		argv[5] = (char *)extra;
+		argv[6] = (char *)bundle;
+	}
+	*status = tu_run(argv, &out, err);
+	return out;
+}
+
+/* ---- The flow, through the API ----------------------------------------- */
+
+struct flow {
+	struct bt_recon *r;
+	int32_t tid;
+	char (*insn)[96];	/* symbolized */
+	size_t n, cap;
+	uint64_t last_ip, last_len, last_to, trig_ip;
+	bool after_branch_ok;	/* straight line since the last branch */
+	size_t branches;
+};
+
+static int on_item(void *ctx, const struct bt_recon_item *it)
+{
+	struct flow *f = ctx;
+	struct bt_sym s;
+
+	if (it->kind == BT_RI_TRIGGER) {
+		f->trig_ip = it->ip;
+		f->tid = it->tid;
+		return 0;
+	}
+	if (it->tid != f->tid)
+		return 0;
+	if (it->kind == BT_RI_BRANCH) {
+		f->branches++;
+		f->last_to = it->to;
+		f->after_branch_ok = true;
+		f->last_ip = 0;
+		return 0;
+	}
+	if (it->kind != BT_RI_INSN)
+		return 0;
+	if (f->last_ip && f->last_ip + f->last_len != it->ip)
+		f->after_branch_ok = false;
+	if (!f->last_ip && f->branches && it->ip != f->last_to)
+		f->after_branch_ok = false;
+	f->last_ip = it->ip;
+	f->last_len = it->len;
+	if (f->n == f->cap) {
+		f->cap = f->cap ? 2 * f->cap : 1024;
+		f->insn = realloc(f->insn, f->cap * sizeof(*f->insn));
+		cr_assert(ne(ptr, f->insn, NULL));
+	}
+	if (bt_recon__symbolize(f->r, -1, it->ip, &s) == 0 && s.name)
+		snprintf(f->insn[f->n++], 96, "%s+%" PRIx64, s.name,
+			 s.offset);
+	else
+		snprintf(f->insn[f->n++], 96, "?? %s",
+			 s.image ? s.image : "-");
+	return 0;
+}
+
+static void flow_of(const char *bundle, int32_t tid, struct flow *f)
+{
+	struct bt_recon_opts o = { .sz = sizeof(o) };
+
+	memset(f, 0, sizeof(*f));
+	f->tid = tid;
+	f->r = bt_recon__open(bundle, &o);
+	cr_assert(ne(ptr, f->r, NULL), "%s: %s", bundle, strerror(errno));
+	cr_assert(eq(int, bt_recon__run(f->r, BT_RECON_INSNS |
+					BT_RECON_BRANCHES, on_item, f), 0));
+}
+
+/* The trigger's tid: a first pass learns it from the TRIGGER item. */
+static void flow_trig(const char *bundle, struct flow *f)
+{
+	flow_of(bundle, INT32_MIN, f);
+	cr_assert(ne(i32, f->tid, INT32_MIN), "no trigger");
+	bt_recon__free(f->r);
+	free(f->insn);
+	flow_of(bundle, f->tid, f);
+}
+
+/* ---- The crashes --------------------------------------------------------- */
+
+static void check_crash(const char *name, const char *fac)
+{
+	struct rec r;
+	struct frames g, m;
+	struct flow f;
+	char *err = NULL, *rep, want[64];
+	size_t gi = 0, mi = 0;
+	int status;
+
+	gdb_frames(prog(name), &g);
+	record(&r, fac, name);
+	rep = report(r.bundle, NULL, &err, &status);
+	cr_assert(eq(int, status, 0), "%s", err);
+	report_frames(rep, &m);
+	cr_assert(gt(sz, m.n, 0), "%s", rep);
+	/* an unknown innermost frame is unknown in both */
+	if (!strcmp(g.name[0], "??"))
+		cr_assert(eq(str, m.name[0], "??"), "%s", rep);
+	/* the program's own frames, in order, from the fault to main */
+	for (;;) {
+		while (gi < g.n && !g.own[gi])
+			gi++;
+		while (mi < m.n && !m.own[mi])
+			mi++;
+		if (gi == g.n || mi == m.n)
+			break;
+		cr_assert(eq(str, m.name[mi], g.name[gi]),
+			  "%s/%s: frame %zu: %s, gdb says %s\n%s", name, fac,
+			  mi, m.name[mi], g.name[gi], rep);
+		gi++;
+		mi++;
+	}
+	cr_assert(eq(sz, gi, g.n), "%s/%s: gdb has more own frames\n%s",
+		  name, fac, rep);
+	cr_assert(gt(sz, gi, 1), "%s/%s: gdb: %zu frames, first %s", name,
+		  fac, g.n, g.name[0]);
+	cr_assert(eq(sz, mi, m.n), "%s/%s: the report has more own frames"
+		  "\n%s", name, fac, rep);
+
+	/* the fault line names the trigger's IP; the flow ends there */
+	flow_trig(r.bundle, &f);
+	snprintf(want, sizeof(want), "faulting instruction\n  0x%" PRIx64
+		 "  ", f.trig_ip);
+	cr_assert(ne(ptr, strstr(rep, want), NULL), "want '%s' in\n%s",
+		  want, rep);
+	cr_assert(gt(sz, f.branches, 0));
+	cr_assert(f.after_branch_ok, "%s/%s: not straight after the last "
+		  "branch", name, fac);
+	cr_assert(f.last_ip ? f.last_ip + f.last_len == f.trig_ip :
+			      f.last_to == f.trig_ip,
+		  "%s/%s: the flow ends at 0x%" PRIx64 "+%" PRIu64
+		  " (to 0x%" PRIx64 "), the fault is at 0x%" PRIx64, name,
+		  fac, f.last_ip, f.last_len, f.last_to, f.trig_ip);
+	bt_recon__free(f.r);
+	free(f.insn);
+	free(rep);
+	free(err);
+	rec_free(&r);
+}
+
+#define CRASH(prog_)							\
+	Test(recon, prog_##_step, .timeout = 120)			\
+	{								\
+		check_crash(#prog_, "step");				\
+	}								\
+	Test(recon, prog_##_ptemu, .timeout = 120)			\
+	{								\
+		check_crash(#prog_, "pt-emu");				\
+	}
+
+CRASH(crash_nullfn)
+CRASH(crash_wild)
+CRASH(crash_abort)
+CRASH(crash_strlen)
+CRASH(crash_thread)
+
+/* PT and BTS give the same instructions from main to the fault. */
+static void same_flow(const char *name)
+{
+	struct rec a, b;
+	struct flow pt, bts;
+	size_t off;
+
+	record(&a, "pt-emu", name);
+	record(&b, "step", name);
+	flow_trig(a.bundle, &pt);
+	flow_trig(b.bundle, &bts);
+	cr_assert(gt(sz, bts.n, 10));
+	cr_assert(ge(sz, pt.n, bts.n));
+	off = pt.n - bts.n;
+	/* BTS starts at its first record's from: main before it is PT's */
+	cr_assert(lt(sz, off, 64), "%s: PT %zu insns, BTS %zu", name, pt.n,
+		  bts.n);
+	for (size_t i = 0; i < bts.n; i++)
+		cr_assert(eq(str, pt.insn[off + i], bts.insn[i]),
+			  "%s: instruction %zu of %zu: PT %s, BTS %s", name,
+			  i, bts.n, pt.insn[off + i], bts.insn[i]);
+	bt_recon__free(pt.r);
+	bt_recon__free(bts.r);
+	free(pt.insn);
+	free(bts.insn);
+	rec_free(&a);
+	rec_free(&b);
+}
+
+Test(recon, pt_equals_bts_nullfn, .timeout = 120)
+{
+	same_flow("crash_nullfn");
+}
+
+Test(recon, pt_equals_bts_abort, .timeout = 120)
+{
+	same_flow("crash_abort");
+}
+
+/* A missing binary: a warning with build-id and path, still a report. */
+Test(recon, missing_binary, .timeout = 120)
+{
+	struct rec r;
+	char empty[96], *err = NULL, *rep;
+	int status;
+
+	record(&r, "step", "crash_wild");
+	snprintf(empty, sizeof(empty), "%s/empty", r.dir);
+	cr_assert(eq(int, mkdir(empty, 0700), 0));
+	rep = report(r.bundle, empty, &err, &status);
+	cr_assert(eq(int, status, 0), "%s", err);
+	cr_assert(ne(ptr, strstr(err, "crash_wild"), NULL), "%s", err);
+	cr_assert(ne(ptr, strstr(err, "build-id "), NULL), "%s", err);
+	cr_assert(eq(ptr, strstr(err, "build-id unknown"), NULL), "%s", err);
+	cr_assert(ne(ptr, strstr(rep, "#0  ??"), NULL), "%s", rep);
+	cr_assert(eq(ptr, strstr(rep, "walk+"), NULL), "%s", rep);
+	free(rep);
+	free(err);
+	rec_free(&r);
+}
+
+/* A damaged stream: the report names the file and the offset. */
+Test(recon, malformed_bundle, .timeout = 120)
+{
+	struct rec r;
+	char path[160], *err = NULL, *rep;
+	struct stat st;
+	FILE *f;
+	int status;
+
+	record(&r, "step", "crash_nullfn");
+	snprintf(path, sizeof(path), "%s/ctf/stream_0", r.bundle);
+	cr_assert(eq(int, stat(path, &st), 0));
+	cr_assert(eq(int, truncate(path, st.st_size / 2), 0));
+	rep = report(r.bundle, NULL, &err, &status);
+	cr_assert(ne(int, status, 0));
+	cr_assert(ne(ptr, strstr(err, "stream_0"), NULL), "%s", err);
+	cr_assert(ne(ptr, strstr(err, "offset"), NULL), "%s", err);
+	free(rep);
+	free(err);
+	/* and garbage in btrail.json */
+	snprintf(path, sizeof(path), "%s/btrail.json", r.bundle);
+	f = fopen(path, "w");
+	cr_assert(ne(ptr, f, NULL));
+	fputs("{\"format\": \"btrail-bundle\", \"format_version\": ", f);
+	fclose(f);
+	rep = report(r.bundle, NULL, &err, &status);
+	cr_assert(ne(int, status, 0));
+	cr_assert(ne(ptr, strstr(err, "btrail.json"), NULL), "%s", err);
+	free(rep);
+	free(err);
+	rec_free(&r);
+}
