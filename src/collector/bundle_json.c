@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,6 +54,7 @@ struct bw_json {
 	struct image *img;
 	size_t nimg;
 	uint64_t tsc_hz;
+	bool copied;		/* images/ holds a copy */
 };
 
 static json_object *hex(uint64_t v)
@@ -471,24 +473,13 @@ static long note_build_id(Elf_Data *d, unsigned char *id, size_t cap)
 	return -ENOENT;
 }
 
-long bw_elf_build_id(const char *path, unsigned char *id, size_t cap)
+/* The build-id of @e: its SHT_NOTE sections, else its PT_NOTE segments. */
+static long elf_id(Elf *e, unsigned char *id, size_t cap)
 {
 	Elf_Scn *scn = NULL;
 	long ret = -ENOENT;
 	size_t nph = 0;
-	Elf *e;
-	int fd;
 
-	if (elf_version(EV_CURRENT) == EV_NONE)
-		return -ENOSYS;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	e = elf_begin(fd, ELF_C_READ, NULL);
-	if (!e || elf_kind(e) != ELF_K_ELF) {
-		ret = -BT_ERRNO_FORMAT;
-		goto out;
-	}
 	while (ret < 0 && (scn = elf_nextscn(e, scn))) {
 		GElf_Shdr sh;
 		Elf_Data *d;
@@ -514,7 +505,25 @@ long bw_elf_build_id(const char *path, unsigned char *id, size_t cap)
 				ret = note_build_id(d, id, cap);
 		}
 	}
-out:
+	return ret;
+}
+
+long bw_elf_build_id(const char *path, unsigned char *id, size_t cap)
+{
+	long ret;
+	Elf *e;
+	int fd;
+
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -ENOSYS;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	e = elf_begin(fd, ELF_C_READ, NULL);
+	if (!e || elf_kind(e) != ELF_K_ELF)
+		ret = -BT_ERRNO_FORMAT;
+	else
+		ret = elf_id(e, id, cap);
 	if (e)
 		elf_end(e);
 	close(fd);
@@ -583,6 +592,124 @@ static void fnv_hex(const char *s, char *out, size_t cap)
 	snprintf(out, cap, "path-%016" PRIx64, h);
 }
 
+/*
+ * This process's vdso: its image (ELF header, program headers, the
+ * PT_LOAD contents, section headers) as the kernel mapped it. 0 or
+ * -ENOENT.
+ */
+static int vdso_self(const uint8_t **p, size_t *len)
+{
+	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)getauxval(AT_SYSINFO_EHDR);
+	uint64_t end;
+
+	if (!eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) ||
+	    eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phnum > 64)
+		return -ENOENT;
+	end = eh->e_phoff + (uint64_t)eh->e_phnum * eh->e_phentsize;
+	if (eh->e_shoff + (uint64_t)eh->e_shnum * eh->e_shentsize > end)
+		end = eh->e_shoff + (uint64_t)eh->e_shnum * eh->e_shentsize;
+	for (int i = 0; i < eh->e_phnum; i++) {
+		const Elf64_Phdr *ph = (const Elf64_Phdr *)
+			((const uint8_t *)eh + eh->e_phoff) + i;
+
+		if (ph->p_type == PT_LOAD && ph->p_offset + ph->p_filesz > end)
+			end = ph->p_offset + ph->p_filesz;
+	}
+	/* the kernel's vdso is a few pages; more is not a vdso */
+	if (end > (1u << 20))
+		return -ENOENT;
+	*p = (const uint8_t *)eh;
+	*len = (size_t)end;
+	return 0;
+}
+
+static int write_bytes(const char *to, const uint8_t *p, size_t len)
+{
+	int fd = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	int err = 0;
+
+	if (fd < 0)
+		return -errno;
+	while (len && !err) {
+		ssize_t w = write(fd, p, len);
+
+		if (w < 0 && errno != EINTR)
+			err = -errno;
+		if (w > 0) {
+			p += w;
+			len -= (size_t)w;
+		}
+	}
+	if (close(fd) && !err)
+		err = -errno;
+	return err;
+}
+
+/*
+ * The [vdso]: no file to copy, but the kernel writing the bundle is the
+ * traced process's (same machine, same boot), so its vdso is the same
+ * code: copy the writer's own to images/<build-id>/vdso.so (about 8 KiB,
+ * always, with or without with_binaries). Not for a trace recorded
+ * elsewhere (machine_cpuid) nor when the event carried another build-id.
+ */
+static void vdso_copy(struct bw_json *j, struct image *im, json_object *o,
+		      const char *dir)
+{
+	unsigned char id[BUILD_ID_MAX];
+	char sub[2 * BUILD_ID_MAX + 8], rel[PATH_MAX];
+	char abs[2 * PATH_MAX + 16];
+	const uint8_t *p;
+	uint8_t *buf;
+	size_t len;
+	long n = -ENOENT;
+	Elf *e;
+	int err;
+
+	if (j->o.machine_cpuid || vdso_self(&p, &len) < 0 ||
+	    elf_version(EV_CURRENT) == EV_NONE)
+		return;
+	/* libelf wants writable memory: a copy */
+	buf = malloc(len);
+	if (!buf)
+		return;
+	memcpy(buf, p, len);
+	e = elf_memory((char *)buf, len);
+	if (e && elf_kind(e) == ELF_K_ELF)
+		n = elf_id(e, id, sizeof(id));
+	if (e)
+		elf_end(e);
+	if (n <= 0 || (im->ev_id_len && ((size_t)n != im->ev_id_len ||
+					  memcmp(id, im->ev_id, (size_t)n)))) {
+		pr_debug("bundle: the vdso has %s build-id: not copied\n",
+			 n > 0 ? "another" : "no");
+		free(buf);
+		return;
+	}
+	for (long i = 0; i < n; i++)
+		snprintf(sub + 2 * i, 3, "%02x", id[i]);
+	snprintf(abs, sizeof(abs), "%s/images", dir);
+	err = mkdir(abs, 0755) < 0 && errno != EEXIST ? -errno : 0;
+	snprintf(abs, sizeof(abs), "%s/images/%s", dir, sub);
+	if (!err && mkdir(abs, 0755) < 0 && errno != EEXIST)
+		err = -errno;
+	snprintf(rel, sizeof(rel), "images/%s/vdso.so", sub);
+	snprintf(abs, sizeof(abs), "%s/%s", dir, rel);
+	if (!err)
+		err = write_bytes(abs, buf, len);
+	free(buf);
+	if (err && err != -EEXIST) {
+		pr_warn("bundle: cannot write %s: %s\n", abs,
+			strerror(-err));
+		return;
+	}
+	json_object_object_add(o, "build_id", hexbytes(id, (size_t)n));
+	json_object_object_add(o, "build_id_source",
+			       json_object_new_string("elf"));
+	json_object_object_add(o, "copy", json_object_new_string(rel));
+	j->copied = true;
+}
+
 static json_object *image_json(struct bw_json *j, struct image *im,
 			       const char *dir)
 {
@@ -621,6 +748,11 @@ static json_object *image_json(struct bw_json *j, struct image *im,
 			       idsrc ? json_object_new_string(idsrc) : NULL);
 	json_object_object_add(o, "ranges", json_object_get(im->ranges));
 
+	if (!strcmp(im->path, "[vdso]")) {
+		json_object_object_add(o, "copy", NULL);
+		vdso_copy(j, im, o, dir);
+		return o;
+	}
 	if (!j->o.with_binaries || !file || !base) {
 		json_object_object_add(o, "copy", NULL);
 		return o;
@@ -643,6 +775,7 @@ static json_object *image_json(struct bw_json *j, struct image *im,
 	if (n == 0 || n == -EEXIST) {
 		json_object_object_add(o, "copy",
 				       json_object_new_string(rel));
+		j->copied = true;
 	} else {
 		pr_warn("bundle: cannot copy %s: %s", src,
 			strerror((int)-n));
@@ -690,7 +823,7 @@ int bw_json__finish(struct bw_json *j, const char *dir)
 		json_object_array_add(imgs, image_json(j, &j->img[i], dir));
 	json_object_object_add(j->root, "images", imgs);
 	json_object_object_add(j->root, "images_dir",
-			       j->o.with_binaries ?
+			       j->o.with_binaries || j->copied ?
 			       json_object_new_string("images") : NULL);
 
 	txt = json_object_to_json_string_ext(j->root, JSON_C_TO_STRING_PRETTY |

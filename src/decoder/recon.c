@@ -709,12 +709,18 @@ static int pt_block(struct rc_run *run, int32_t pid, const struct pt_block *b)
 			last.len = b->size;
 			memcpy(last.bytes, b->raw, b->size <= 15 ? b->size : 15);
 			d = &last;
-		} else if (err < 0) {
+		} else if (err == -ENOENT) {
 			return emit_text(run, BT_RI_ERROR, ip,
-					 "%s at 0x%llx inside a block",
-					 err == -ENOENT ? "no code" :
-					 "an instruction capstone cannot decode",
+					 "no code at 0x%llx inside a block",
 					 (unsigned long long)ip);
+		} else if (err < 0) {
+			char hx[64];
+
+			rc_hexbytes(run->r, pid, ip, hx, sizeof(hx));
+			return emit_text(run, BT_RI_ERROR, ip,
+					 "capstone cannot decode the "
+					 "instruction at 0x%llx (%s) inside a "
+					 "block", (unsigned long long)ip, hx);
 		}
 		err = emit_insn(run, d, true);
 		if (err)
@@ -942,12 +948,17 @@ static int walk(struct rc_run *run, int32_t pid, uint64_t ip, uint64_t end,
 					 "no code at 0x%llx (binary missing): "
 					 "record %zu not walked",
 					 (unsigned long long)ip, recno);
-		if (err < 0)
+		if (err < 0) {
+			char hx[64];
+
+			/* the code is there: say what capstone refused */
+			rc_hexbytes(run->r, pid, ip, hx, sizeof(hx));
 			return emit_text(run, BT_RI_ERROR, ip,
 					 "capstone cannot decode the "
-					 "instruction at 0x%llx: record %zu "
-					 "not walked", (unsigned long long)ip,
-					 recno);
+					 "instruction at 0x%llx (%s): record "
+					 "%zu not walked",
+					 (unsigned long long)ip, hx, recno);
+		}
 		err = emit_insn(run, d, false);
 		if (err)
 			return err;

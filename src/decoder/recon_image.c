@@ -3,8 +3,9 @@
  * The binaries of a reconstruction: for every bt.mmap, the file it maps
  * (the bundle's images/ copy, else the recorded path under the sysroot,
  * else a build-id directory), read whole, with its PT_LOAD segments, its
- * symbols (.symtab, else .dynsym) and its DWARF line table (libdw) when
- * there is one. A binary that cannot be found, or whose build-id is not
+ * symbols (.symtab, else the .symtab of its separate debug file found by
+ * build-id, else .dynsym; plus "name@plt" for its PLT stubs) and its
+ * DWARF line table (libdw) when there is one. A binary that cannot be found, or whose build-id is not
  * the recorded one, is one warning naming build-id and path; its
  * mappings stay in the address space without code, so the flow shows a
  * gap where it enters them.
@@ -77,6 +78,25 @@ static int sym_cmp(const void *a, const void *b)
 	return (x->size < y->size) - (x->size > y->size);
 }
 
+/*
+ * Where an unsized symbol of section @shndx of @e ends: its section's
+ * end (_init, hand-written assembly). The nearest lower symbol is not
+ * the owner of an address past it: the PLT after .init is not _init.
+ */
+static uint64_t scn_end(Elf *e, size_t shndx)
+{
+	Elf_Scn *scn;
+	GElf_Shdr sh;
+
+	if (shndx == SHN_UNDEF || shndx >= SHN_LORESERVE)
+		return UINT64_MAX;
+	scn = elf_getscn(e, shndx);
+	if (!scn || !gelf_getshdr(scn, &sh) ||
+	    sh.sh_addr + sh.sh_size < sh.sh_addr)
+		return UINT64_MAX;
+	return sh.sh_addr + sh.sh_size;
+}
+
 /* The function symbols of section @scn (SHT_SYMTAB or SHT_DYNSYM). */
 static int load_syms(struct rc_elf *f, Elf *e, Elf_Scn *scn, GElf_Shdr *sh)
 {
@@ -120,13 +140,214 @@ static int load_syms(struct rc_elf *f, Elf *e, Elf_Scn *scn, GElf_Shdr *sh)
 		memcpy(f->strs + at, nm, l);
 		f->syms[k].addr = s.st_value;
 		f->syms[k].size = s.st_size;
+		f->syms[k].end = s.st_size && s.st_value + s.st_size >
+				 s.st_value ? s.st_value + s.st_size :
+				 scn_end(e, s.st_shndx);
 		f->syms[k].name = f->strs + at;
 		at += l;
 		k++;
 	}
 	f->nsyms = k;
-	qsort(f->syms, k, sizeof(*f->syms), sym_cmp);
 	return 0;
+}
+
+/* ---- PLT stubs ------------------------------------------------------------ */
+
+struct plt_ent {
+	uint64_t addr, size;
+	const char *name;	/* the dynamic symbol's, in the file */
+};
+
+struct plt_scns {
+	Elf_Scn *plt, *plt_sec, *plt_got, *rela_plt, *rela_dyn;
+	GElf_Shdr plt_sh, sec_sh, got_sh, rp_sh, rd_sh;
+};
+
+static void plt_find(Elf *e, struct plt_scns *p)
+{
+	Elf_Scn *scn = NULL;
+	size_t shstr;
+
+	memset(p, 0, sizeof(*p));
+	if (elf_getshdrstrndx(e, &shstr) < 0)
+		return;
+	while ((scn = elf_nextscn(e, scn))) {
+		GElf_Shdr sh;
+		const char *nm;
+
+		if (!gelf_getshdr(scn, &sh) ||
+		    !(nm = elf_strptr(e, shstr, sh.sh_name)))
+			continue;
+		if (!strcmp(nm, ".plt") && sh.sh_type == SHT_PROGBITS) {
+			p->plt = scn;
+			p->plt_sh = sh;
+		} else if (!strcmp(nm, ".plt.sec") &&
+			   sh.sh_type == SHT_PROGBITS) {
+			p->plt_sec = scn;
+			p->sec_sh = sh;
+		} else if (!strcmp(nm, ".plt.got") &&
+			   sh.sh_type == SHT_PROGBITS) {
+			p->plt_got = scn;
+			p->got_sh = sh;
+		} else if (!strcmp(nm, ".rela.plt") &&
+			   sh.sh_type == SHT_RELA) {
+			p->rela_plt = scn;
+			p->rp_sh = sh;
+		} else if (!strcmp(nm, ".rela.dyn") &&
+			   sh.sh_type == SHT_RELA) {
+			p->rela_dyn = scn;
+			p->rd_sh = sh;
+		}
+	}
+}
+
+/* The name of dynamic symbol @idx of symbol table section @link. */
+static const char *dyn_name(Elf *e, size_t link, size_t idx)
+{
+	Elf_Scn *scn = elf_getscn(e, link);
+	GElf_Shdr sh;
+	GElf_Sym s;
+	Elf_Data *d;
+
+	if (!idx || !scn || !gelf_getshdr(scn, &sh) || !sh.sh_entsize ||
+	    idx >= sh.sh_size / sh.sh_entsize ||
+	    !(d = elf_getdata(scn, NULL)) || !gelf_getsym(d, (int)idx, &s))
+		return NULL;
+	return elf_strptr(e, sh.sh_link, s.st_name);
+}
+
+static int plt_add(struct plt_ent **v, size_t *n, uint64_t addr,
+		   uint64_t size, const char *name)
+{
+	struct plt_ent *nv;
+
+	if (!name || !*name)
+		return 0;
+	nv = realloc(*v, (*n + 1) * sizeof(*nv));
+	if (!nv)
+		return -ENOMEM;
+	nv[*n].addr = addr;
+	nv[*n].size = size;
+	nv[(*n)++].name = name;
+	*v = nv;
+	return 0;
+}
+
+/*
+ * .plt.got: each entry is "jmp *GOT(%rip)" (after endbr64 with IBT);
+ * the symbol is the one whose GLOB_DAT relocation fills that GOT slot.
+ */
+static int plt_got(Elf *e, const struct plt_scns *p, struct plt_ent **v,
+		   size_t *n)
+{
+	Elf_Data *code = elf_getdata(p->plt_got, NULL);
+	Elf_Data *rd = p->rela_dyn ? elf_getdata(p->rela_dyn, NULL) : NULL;
+	uint64_t esz = p->got_sh.sh_entsize >= 8 ? p->got_sh.sh_entsize : 8;
+	size_t nrel;
+
+	if (!code || !code->d_buf || !rd || !p->rd_sh.sh_entsize)
+		return 0;
+	nrel = p->rd_sh.sh_size / p->rd_sh.sh_entsize;
+	if (nrel > rd->d_size / p->rd_sh.sh_entsize)
+		nrel = rd->d_size / p->rd_sh.sh_entsize;
+	for (uint64_t o = 0; o + esz <= code->d_size; o += esz) {
+		const uint8_t *b = (const uint8_t *)code->d_buf + o;
+		uint64_t slot = 0;
+		bool found = false;
+
+		for (uint64_t k = 0; k + 6 <= esz; k++) {
+			int32_t disp;
+
+			if (b[k] != 0xff || b[k + 1] != 0x25)
+				continue;
+			memcpy(&disp, b + k + 2, 4);
+			slot = p->got_sh.sh_addr + o + k + 6 +
+			       (uint64_t)(int64_t)disp;
+			found = true;
+			break;
+		}
+		for (size_t i = 0; found && i < nrel; i++) {
+			GElf_Rela ra;
+			int err;
+
+			if (!gelf_getrela(rd, (int)i, &ra) ||
+			    ra.r_offset != slot)
+				continue;
+			err = plt_add(v, n, p->got_sh.sh_addr + o, esz,
+				      dyn_name(e, p->rd_sh.sh_link,
+					       GELF_R_SYM(ra.r_info)));
+			if (err)
+				return err;
+			break;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Symbols for the PLT stubs, "name@plt", as perf and objdump make them:
+ * the n-th stub (of .plt.sec with IBT, else of .plt after its 16-byte
+ * header) jumps through the slot of the n-th .rela.plt relocation.
+ */
+static int plt_syms(struct rc_elf *f, Elf *e)
+{
+	struct plt_scns p;
+	struct plt_ent *v = NULL;
+	size_t n = 0, strsz = 0, at = 0;
+	struct rc_sym *ns;
+	int err = 0;
+
+	plt_find(e, &p);
+	if (p.rela_plt && p.rp_sh.sh_entsize && (p.plt_sec || p.plt)) {
+		Elf_Data *d = elf_getdata(p.rela_plt, NULL);
+		const GElf_Shdr *ph = p.plt_sec ? &p.sec_sh : &p.plt_sh;
+		uint64_t esz = ph->sh_entsize ? ph->sh_entsize : 16;
+		uint64_t base = ph->sh_addr + (p.plt_sec ? 0 : esz);
+		size_t nrel = p.rp_sh.sh_size / p.rp_sh.sh_entsize;
+
+		/* a hostile sh_size: only what the file holds */
+		if (d && nrel > d->d_size / p.rp_sh.sh_entsize)
+			nrel = d->d_size / p.rp_sh.sh_entsize;
+		for (size_t i = 0; d && i < nrel && !err; i++) {
+			GElf_Rela ra;
+
+			if (base + (i + 1) * esz > ph->sh_addr + ph->sh_size)
+				break;
+			if (!gelf_getrela(d, (int)i, &ra))
+				continue;
+			err = plt_add(&v, &n, base + i * esz, esz,
+				      dyn_name(e, p.rp_sh.sh_link,
+					       GELF_R_SYM(ra.r_info)));
+		}
+	}
+	if (!err && p.plt_got)
+		err = plt_got(e, &p, &v, &n);
+	for (size_t i = 0; i < n; i++)
+		strsz += strlen(v[i].name) + sizeof("@plt");
+	if (err || !n)
+		goto out;
+	ns = realloc(f->syms, (f->nsyms + n) * sizeof(*ns));
+	f->plt_strs = malloc(strsz);
+	if (ns)
+		f->syms = ns;
+	if (!ns || !f->plt_strs) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct rc_sym *s = &f->syms[f->nsyms++];
+		int l = snprintf(f->plt_strs + at, strsz - at, "%s@plt",
+				 v[i].name);
+
+		s->addr = v[i].addr;
+		s->size = v[i].size;
+		s->end = v[i].addr + v[i].size;
+		s->name = f->plt_strs + at;
+		at += (size_t)l + 1;
+	}
+out:
+	free(v);
+	return err;
 }
 
 /* The NT_GNU_BUILD_ID of @e as hex into @hex (41+ bytes), or "". */
@@ -170,15 +391,92 @@ static void elf_free(struct rc_elf *f)
 	free(f->segs);
 	free(f->syms);
 	free(f->strs);
+	free(f->plt_strs);
+	if (f->dbg_elf)
+		elf_end(f->dbg_elf);
+	free(f->dbg_data);
+	free(f->dbg_path);
 	free(f);
+}
+
+/* The first SHT_SYMTAB section of @e, or NULL. */
+static Elf_Scn *find_symtab(Elf *e, GElf_Shdr *sh)
+{
+	Elf_Scn *scn = NULL;
+
+	while ((scn = elf_nextscn(e, scn))) {
+		if (gelf_getshdr(scn, sh) && sh->sh_type == SHT_SYMTAB)
+			return scn;
+	}
+	return NULL;
+}
+
+/*
+ * Separate debug info of a binary without .symtab (distribution libraries
+ * such as libc: __strlen_evex is only in libc6-dbg's file), found by
+ * build-id @id as gdb and perf look for it: <dir>/xx/rest.debug under the
+ * --buildid-dir, the sysroot's /usr/lib/debug/.build-id and this
+ * machine's. A file of another build-id is not used. 0 or -ENOENT.
+ */
+static int dbg_attach(const struct bt_recon *r, struct rc_elf *f,
+		      const char *id)
+{
+	const char *sys = r && r->o.sysroot ? r->o.sysroot : NULL;
+	char *dirs[3] = { NULL, NULL, NULL };
+	int ret = -ENOENT;
+
+	if (strlen(id) < 3 || strspn(id, "0123456789abcdef") != strlen(id))
+		return -ENOENT;
+	if (r && r->o.buildid_dir)
+		dirs[0] = strdup(r->o.buildid_dir);
+	if (sys && asprintf(&dirs[1], "%s/usr/lib/debug/.build-id", sys) < 0)
+		dirs[1] = NULL;
+	dirs[2] = strdup("/usr/lib/debug/.build-id");
+	for (int i = 0; i < 3 && ret; i++) {
+		char *path = NULL, got[130];
+		Elf *e;
+
+		if (!dirs[i] || asprintf(&path, "%s/%.2s/%s.debug", dirs[i],
+					 id, id + 2) < 0)
+			continue;
+		if (read_whole(path, &f->dbg_data, &f->dbg_size) < 0) {
+			free(path);
+			continue;
+		}
+		e = elf_memory((char *)f->dbg_data, f->dbg_size);
+		if (e && elf_kind(e) == ELF_K_ELF) {
+			elf_build_id(e, got, sizeof(got));
+			if (!strcmp(got, id)) {
+				f->dbg_elf = e;
+				f->dbg_path = path;
+				path = NULL;
+				ret = 0;
+			} else {
+				pr_warn("%s: build-id %s, not %s: not used\n",
+					path, *got ? got : "none", id);
+			}
+		} else {
+			pr_warn("%s: not an ELF file: not used\n", path);
+		}
+		if (ret) {
+			if (e)
+				elf_end(e);
+			free(f->dbg_data);
+			f->dbg_data = NULL;
+		}
+		free(path);
+	}
+	for (int i = 0; i < 3; i++)
+		free(dirs[i]);
+	return ret;
 }
 
 /*
  * Read @path as an ELF file. With @want_id (hex, may be NULL) a file of
  * another build-id is refused (-ESTALE). Returns 0 with *@out or -errno.
  */
-static int elf_load(const char *path, const char *want_id,
-		    struct rc_elf **out)
+static int elf_load(const struct bt_recon *r, const char *path,
+		    const char *want_id, struct rc_elf **out)
 {
 	struct rc_elf *f = calloc(1, sizeof(*f));
 	char id[130];
@@ -233,14 +531,27 @@ static int elf_load(const char *path, const char *want_id,
 		}
 	}
 	err = 0;
-	if (sym)
+	if (sym) {
 		err = load_syms(f, f->elf, sym, &ssh);
-	if (!err && !f->nsyms && dyn)
+	} else if (*id && dbg_attach(r, f, id) == 0) {
+		Elf_Scn *ds = find_symtab(f->dbg_elf, &ssh);
+
+		pr_debug("%s: debug info from %s\n", path, f->dbg_path);
+		if (ds)
+			err = load_syms(f, f->dbg_elf, ds, &ssh);
+	}
+	if (!err && !f->syms && dyn)
 		err = load_syms(f, f->elf, dyn, &dsh);
+	if (!err)
+		err = plt_syms(f, f->elf);
 	if (err)
 		goto fail;
+	if (f->nsyms)
+		qsort(f->syms, f->nsyms, sizeof(*f->syms), sym_cmp);
 	/* libdw keeps a reference to the Elf; no DWARF is fine */
 	f->dwarf = dwarf_begin_elf(f->elf, DWARF_C_READ, NULL);
+	if (!f->dwarf && f->dbg_elf)
+		f->dwarf = dwarf_begin_elf(f->dbg_elf, DWARF_C_READ, NULL);
 	*out = f;
 	return 0;
 fail:
@@ -306,7 +617,7 @@ static struct rc_elf *map_elf(struct bt_recon *r, struct rc_map *m)
 			if (!strcmp(r->elf_keys[k], cands[i]))
 				f = r->elfs[k];
 		}
-		if (!f && elf_load(cands[i], m->build_id, &f) == 0) {
+		if (!f && elf_load(r, cands[i], m->build_id, &f) == 0) {
 			struct rc_elf **ne = realloc(r->elfs,
 					(r->nelfs + 1) * sizeof(*ne));
 			char **nk = ne ? realloc(r->elf_keys,
@@ -434,6 +745,27 @@ long rc_read(const struct bt_recon *r, int32_t pid, uint64_t addr,
 	return (long)got;
 }
 
+int rc_hexbytes(const struct bt_recon *r, int32_t pid, uint64_t addr,
+		char *out, size_t cap)
+{
+	uint8_t b[16];
+	long n = rc_read(r, pid, addr, b, sizeof(b));
+	size_t at = 0;
+
+	if (!cap)
+		return -EINVAL;
+	out[0] = '\0';
+	if (n <= 0)
+		return n < 0 ? (int)n : -ENOENT;
+	/* an instruction is at most 15 bytes: 12 say which it is */
+	for (long i = 0; i < n && i < 12 && at + 4 <= cap; i++)
+		at += (size_t)snprintf(out + at, cap - at, "%s%02x",
+				       i ? " " : "", b[i]);
+	if (n > 12 && at + 5 <= cap)
+		snprintf(out + at, cap - at, " ...");
+	return (int)n;
+}
+
 int rc_image_fill(struct bt_recon *r, int32_t pid, struct pt_image *img)
 {
 	for (size_t i = 0; i < r->nmaps; i++) {
@@ -458,7 +790,11 @@ int rc_image_fill(struct bt_recon *r, int32_t pid, struct pt_image *img)
 	return 0;
 }
 
-/* The symbol of @f holding link-time @a, or NULL. */
+/*
+ * The symbol of @f holding link-time @a, or NULL. Only the symbols at
+ * the nearest lower address are candidates, and only while @a lies
+ * before their end: an address past a function is not that function's.
+ */
 static const struct rc_sym *sym_find(const struct rc_elf *f, uint64_t a)
 {
 	size_t lo = 0, hi = f->nsyms;
@@ -480,7 +816,7 @@ static const struct rc_sym *sym_find(const struct rc_elf *f, uint64_t a)
 		best--;
 	for (const struct rc_sym *s = best;
 	     s < f->syms + f->nsyms && s->addr == best->addr; s++) {
-		if (!s->size || a < s->addr + s->size)
+		if (a < s->end)
 			return s;
 	}
 	return NULL;

@@ -20,6 +20,8 @@ struct bt_insn_cache;
 /* A symbol of a binary, link-time address. */
 struct rc_sym {
 	uint64_t addr, size;
+	uint64_t end;		/* first address past it: addr + size, or
+				 * for an unsized one its section's end */
 	const char *name;	/* into the binary's string table copy */
 };
 
@@ -38,8 +40,14 @@ struct rc_elf {
 	struct rc_sym *syms;	/* sorted by addr */
 	size_t nsyms;
 	char *strs;		/* the names, one allocation */
+	char *plt_strs;		/* the "name@plt" names, one allocation */
 	void *dwarf;		/* Dwarf *, or NULL */
 	void *elf;		/* Elf * over data */
+	/* separate debug info found by build-id (.symtab, DWARF) */
+	char *dbg_path;
+	uint8_t *dbg_data;
+	size_t dbg_size;
+	void *dbg_elf;		/* Elf * over dbg_data, or NULL */
 };
 
 /* A mapping of one process: bt.mmap. */
@@ -133,6 +141,13 @@ const struct rc_map *rc_map_find(const struct bt_recon *r, int32_t pid,
  */
 long rc_read(const struct bt_recon *r, int32_t pid, uint64_t addr,
 	     uint8_t *buf, size_t n);
+/*
+ * The bytes at @addr of @pid as hex ("62 f1 fe 28 ...", up to 12 bytes)
+ * into @out (48+ bytes), for an instruction capstone cannot decode.
+ * Returns the count of bytes there, or -ENOENT when there is no code.
+ */
+int rc_hexbytes(const struct bt_recon *r, int32_t pid, uint64_t addr,
+		char *out, size_t cap);
 /* Add the mappings of @pid to @img (sections through the cache). */
 int rc_image_fill(struct bt_recon *r, int32_t pid, struct pt_image *img);
 

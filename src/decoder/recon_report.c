@@ -209,7 +209,7 @@ int bt_recon__report(struct bt_recon *r, FILE *out,
 	struct rp p;
 	struct rp_color c = { "", "", "", "", "" };
 	const struct rc_trigger *t;
-	char w[512], dis[256];
+	char w[512], dis[256], hx[64];
 	const char *sn, *ct;
 	int err;
 
@@ -269,6 +269,11 @@ int bt_recon__report(struct bt_recon *r, FILE *out,
 		if (bt_recon__disasm(r, t->pid, t->ip, dis, sizeof(dis)) > 0)
 			fprintf(out, "  %s0x%llx%s  %s\n      %s\n", c.dim,
 				(unsigned long long)t->ip, c.off, w, dis);
+		else if (rc_hexbytes(r, t->pid, t->ip, hx, sizeof(hx)) > 0)
+			/* the code is there; capstone 4 lacks some EVEX */
+			fprintf(out, "  %s0x%llx%s  %s\n      (capstone cannot "
+				"decode: %s)\n", c.dim,
+				(unsigned long long)t->ip, c.off, w, hx);
 		else
 			fprintf(out, "  %s0x%llx%s  %s\n      (no code at this "
 				"address%s)\n", c.dim,

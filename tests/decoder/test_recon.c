@@ -22,6 +22,7 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -415,6 +416,190 @@ Test(recon, malformed_bundle, .timeout = 120)
 	rep = report(r.bundle, NULL, &err, &status);
 	cr_assert(ne(int, status, 0));
 	cr_assert(ne(ptr, strstr(err, "btrail.json"), NULL), "%s", err);
+	free(rep);
+	free(err);
+	rec_free(&r);
+}
+
+/* ---- Symbols and code the report used to miss ---------------------------- */
+
+struct syms {
+	struct bt_recon *r;
+	const char *want;	/* a symbol name part */
+	const char *image;	/* and its image, NULL: any */
+	size_t insns, branches;	/* items on @want */
+	char errs[4][256];	/* the first error items */
+	size_t nerrs;
+	bool init_past;		/* something named _init+ */
+};
+
+static int on_sym(void *ctx, const struct bt_recon_item *it)
+{
+	struct syms *s = ctx;
+	struct bt_sym y;
+	uint64_t a = it->kind == BT_RI_BRANCH ? it->to : it->ip;
+
+	if (it->kind == BT_RI_ERROR && s->nerrs < 4 && it->text)
+		snprintf(s->errs[s->nerrs++], 256, "%s", it->text);
+	if ((it->kind != BT_RI_INSN && it->kind != BT_RI_BRANCH) ||
+	    bt_recon__symbolize(s->r, -1, a, &y) || !y.name)
+		return 0;
+	if (!strcmp(y.name, "_init") && y.offset)
+		s->init_past = true;
+	if (!strstr(y.name, s->want) ||
+	    (s->image && (!y.image || strcmp(y.image, s->image))))
+		return 0;
+	if (it->kind == BT_RI_INSN)
+		s->insns++;
+	else
+		s->branches++;
+	return 0;
+}
+
+static void syms_of(const char *bundle, const struct bt_recon_opts *o,
+		    struct syms *s)
+{
+	struct bt_recon_opts d = { .sz = sizeof(d) };
+
+	s->r = bt_recon__open(bundle, o ? o : &d);
+	cr_assert(ne(ptr, s->r, NULL), "%s: %s", bundle, strerror(errno));
+	cr_assert(eq(int, bt_recon__run(s->r, BT_RECON_INSNS |
+					BT_RECON_BRANCHES, on_sym, s), 0));
+	bt_recon__free(s->r);
+}
+
+/* The vdso is in every bundle: no warning, and its code has names. */
+Test(recon, vdso_copy, .timeout = 120)
+{
+	struct rec r;
+	struct syms s = { .want = "gettim", .image = "[vdso]" };
+	char *out = NULL, *err = NULL;
+	int status;
+
+	record(&r, "step", "vdso");
+	{
+		char *argv[] = { (char *)bin(), "script", r.bundle, NULL };
+
+		status = tu_run(argv, &out, &err);
+	}
+	cr_assert(eq(int, status, 0), "%s", err);
+	cr_assert(eq(ptr, strstr(err, "vdso"), NULL), "%s", err);
+	cr_assert(ne(ptr, strstr(out, "clock_gettime"), NULL));
+	syms_of(r.bundle, NULL, &s);
+	/* clock_gettime and gettimeofday both run vdso code */
+	cr_assert(gt(sz, s.insns, 10), "%zu vdso instructions", s.insns);
+	free(out);
+	free(err);
+	rec_free(&r);
+}
+
+/* A call through the PLT is name@plt, never _init+off. */
+Test(recon, plt_stubs, .timeout = 120)
+{
+	struct rec r;
+	struct syms s = { .want = "strlen@plt" };
+
+	record(&r, "step", "crash_strlen");
+	syms_of(r.bundle, NULL, &s);
+	cr_assert(gt(sz, s.branches, 0), "no branch into strlen@plt");
+	cr_assert(gt(sz, s.insns, 0));
+	cr_assert(not(s.init_past), "an address past _init named after it");
+	rec_free(&r);
+}
+
+static void sh(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	cr_assert(eq(int, system(cmd), 0), "%s", cmd);
+}
+
+/*
+ * A binary stripped of .symtab, its debug info kept apart by build-id
+ * (as Debian's -dbg packages keep libc's): under the sysroot's
+ * /usr/lib/debug/.build-id, and under a --buildid-dir.
+ */
+Test(recon, separate_debug, .timeout = 120)
+{
+	struct rec r;
+	const char *p = prog("crash_nullfn");
+	char sys[160], bid[160], id[64] = "", *err = NULL, *rep;
+	struct bt_recon_opts o = { .sz = sizeof(o) };
+	struct syms s = { .want = "dispatch" };
+	FILE *f;
+	int status;
+
+	record(&r, "step", "crash_nullfn");
+	snprintf(sys, sizeof(sys), "%s/sys", r.dir);
+	snprintf(bid, sizeof(bid), "%s/bid", r.dir);
+	sh("readelf -n '%s' | awk '/Build ID/ {print $3}' > %s/id", p, r.dir);
+	{
+		char path[128];
+
+		snprintf(path, sizeof(path), "%s/id", r.dir);
+		f = fopen(path, "r");
+		cr_assert(ne(ptr, f, NULL));
+		cr_assert(eq(int, fscanf(f, "%63s", id), 1));
+		fclose(f);
+	}
+	sh("mkdir -p '%s%s' '%s/usr/lib/debug/.build-id/%.2s' '%s/%.2s'",
+	   sys, p, sys, id, bid, id);
+	sh("rmdir '%s%s' && objcopy --strip-all '%s' '%s%s'", sys, p, p,
+	   sys, p);
+	sh("objcopy --only-keep-debug '%s' '%s/usr/lib/debug/.build-id/"
+	   "%.2s/%s.debug'", p, sys, id, id + 2);
+	sh("cp '%s/usr/lib/debug/.build-id/%.2s/%s.debug' '%s/%.2s/'", sys,
+	   id, id + 2, bid, id);
+	/* stripped indeed: no name of its own without the debug file */
+	sh("! nm '%s%s' 2>/dev/null | grep -q dispatch", sys, p);
+
+	rep = report(r.bundle, sys, &err, &status);
+	cr_assert(eq(int, status, 0), "%s", err);
+	cr_assert(ne(ptr, strstr(rep, "#1  dispatch+"), NULL), "%s", rep);
+	cr_assert(ne(ptr, strstr(rep, "crash_nullfn.c:"), NULL), "%s", rep);
+	free(rep);
+	free(err);
+
+	/* the same from a build-id directory, the sysroot's one gone */
+	sh("rm -r '%s/usr/lib/debug'", sys);
+	o.sysroot = sys;
+	syms_of(r.bundle, &o, &s);
+	cr_assert(eq(sz, s.insns, 0), "debug info found without a path");
+	o.buildid_dir = bid;
+	syms_of(r.bundle, &o, &s);
+	cr_assert(gt(sz, s.insns, 0), "no dispatch from %s", bid);
+	rec_free(&r);
+}
+
+/*
+ * Code capstone 4 cannot decode: the report shows its bytes, not "no
+ * code", and the walk ends with an error naming address and bytes.
+ */
+Test(recon, undecodable, .timeout = 120)
+{
+	struct rec r;
+	struct syms s = { .want = "hint" };
+	char *err = NULL, *rep;
+	int status;
+
+	record(&r, "step", "crash_evex");
+	rep = report(r.bundle, NULL, &err, &status);
+	cr_assert(eq(int, status, 0), "%s", err);
+	cr_assert(eq(ptr, strstr(rep, "no code at this address"), NULL),
+		  "%s", rep);
+	/* capstone 5 may know vpcmpub; then it is disassembled */
+	cr_assert(strstr(rep, "(capstone cannot decode: 62 f3 7d 20 3f 07 00")
+		  || strstr(rep, "vpcmp"), "%s", rep);
+	syms_of(r.bundle, NULL, &s);
+	cr_assert(gt(sz, s.nerrs, 0), "no error item for 0f 1e c0");
+	cr_assert(ne(ptr, strstr(s.errs[0], "(0f 1e c0"), NULL), "%s",
+		  s.errs[0]);
+	cr_assert(eq(ptr, strstr(s.errs[0], "missing"), NULL), "%s",
+		  s.errs[0]);
 	free(rep);
 	free(err);
 	rec_free(&r);
