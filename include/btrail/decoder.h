@@ -389,6 +389,64 @@ BT_API int bt_bundle_export_ctf(const char *bundle, const char *out);
  */
 BT_API int bt_ptdec__count(struct bt_ptdec *d, struct bt_ptdec_stats *stats);
 
+/* ---- Bundles: PEBS and LBR samples -------------------------------------- */
+
+enum bt_sample_kind {
+	BT_SAMPLE_PEBS = 0,	/* bt.pebs: one precise sample */
+	BT_SAMPLE_LBR,		/* bt.lbr: a sample and its branch stack */
+};
+
+/*
+ * One LBR entry: perf's struct perf_branch_entry, its flags word (kept
+ * in @flags) decoded bit by bit as the kernel packs it: mispred (bit 0),
+ * predicted (1), in_tx (2), abort (3), cycles (4..19), type (20..23,
+ * PERF_BR_*).
+ */
+struct bt_lbr_entry {
+	uint64_t from, to;
+	uint64_t flags;		/* the raw word */
+	bool mispred, predicted, in_tx, abort;
+	uint16_t cycles;	/* 0: not reported */
+	uint8_t type;		/* PERF_BR_*, 0 unknown */
+};
+
+struct bt_sample {
+	uint32_t kind;		/* enum bt_sample_kind */
+	uint32_t stream;	/* the bundle stream (ring) */
+	int32_t cpu, pid, tid;	/* -1 unknown */
+	uint64_t time;		/* perf clock ns */
+	uint64_t ip;
+	/* PEBS (0 for LBR) */
+	uint64_t addr, period, weight, data_src;
+	/* LBR: the branch stack, newest first (NULL, 0 for PEBS) */
+	const struct bt_lbr_entry *lbr;
+	size_t nlbr;
+};
+
+/* Called per sample; nonzero stops the walk with that value. */
+typedef int (*bt_sample_fn)(void *ctx, const struct bt_sample *s);
+
+/*
+ * bt_recon__samples() - tell @fn every bt.pebs and bt.lbr event of the
+ * bundle, stream by stream in file order. What @fn gets is valid during
+ * the call. Symbols: bt_recon__symbolize(). Returns the number of
+ * samples told (>= 0), @fn's nonzero value when it stopped the walk
+ * (as is; give a negative one to tell it from a count), or -EINVAL,
+ * -ENOMEM, -BT_ERRNO_FORMAT (a malformed stream, logged).
+ */
+BT_API long bt_recon__samples(struct bt_recon *r, bt_sample_fn fn,
+			      void *ctx);
+
+/*
+ * bt_recon__print_samples() - `btrail script BUNDLE --samples`: every
+ * sample as a text line (an LBR sample followed by its stack, a line per
+ * entry) or a JSON line (docs/script-json.md). Returns the number of
+ * samples written (0: the bundle holds none), or -EINVAL, -ENOMEM, -EIO
+ * (writing @out failed), -BT_ERRNO_FORMAT.
+ */
+BT_API long bt_recon__print_samples(struct bt_recon *r, FILE *out,
+				    enum bt_view_format format);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,7 +8,11 @@
  * trace of all of them, one AUX range (bt.aux) per stretch a thread ran.
  * A range belongs to the thread switched out since the previous range,
  * else to the thread last switched in, else to the ring's own task: the
- * collector writes a range when its thread leaves the CPU.
+ * collector writes a range when its thread leaves the CPU. PT items take
+ * the thread of the range holding the PSB decoding synchronised at, then
+ * of the range holding each TIP.PGE (tracing resumed after a switch);
+ * the decoder's offset runs ahead of what it reports, so it is read only
+ * there.
  *
  * The CPU for PT errata: opts->cpu, else the bundle's machine when it is
  * an Intel part with intel_pt; a bundle from a machine without intel_pt
@@ -805,16 +809,17 @@ static int pt_decode(struct rc_run *run, const struct rc_stream *s,
 			}
 			break;
 		}
+		/* Synchronised at a PSB: its thread is where it lies. */
+		if (blk)
+			pt_blk_get_sync_offset(bd, &off);
+		else
+			pt_insn_get_sync_offset(id, &off);
+		pt_where(run, s, base, off);
 		for (;;) {
 			struct pt_block b;
 			struct pt_insn in;
 			struct pt_event ev;
 
-			if (blk)
-				pt_blk_get_offset(bd, &off);
-			else
-				pt_insn_get_offset(id, &off);
-			pt_where(run, s, base, off);
 			while (status & pts_event_pending) {
 				status = blk ? pt_blk_event(bd, &ev,
 							    sizeof(ev)) :
@@ -822,6 +827,21 @@ static int pt_decode(struct rc_run *run, const struct rc_stream *s,
 							     sizeof(ev));
 				if (status < 0)
 					break;
+				/*
+				 * Threads change only where tracing is
+				 * enabled again (TIP.PGE after a switch's
+				 * TIP.PGD): the decoder has just read that
+				 * packet, which lies in the new thread's
+				 * AUX range. Between, its offset runs
+				 * ahead of the instructions it reports.
+				 */
+				if (ev.type == ptev_enabled) {
+					if (blk)
+						pt_blk_get_offset(bd, &off);
+					else
+						pt_insn_get_offset(id, &off);
+					pt_where(run, s, base, off);
+				}
 				err = pt_ev(run, &ev);
 				if (err)
 					goto out;

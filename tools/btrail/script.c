@@ -21,7 +21,8 @@
 static int bundle_usage(FILE *f, int status)
 {
 	fprintf(f,
-"Usage: %s script BUNDLE [--insn | --branches | --calls] [--format text|json]\n"
+"Usage: %s script BUNDLE [--insn | --branches | --calls | --samples]\n"
+"                 [--format text|json]\n"
 "                 [--sysroot DIR] [--buildid-dir DIR] [--cpu F/M[/S]]\n"
 "       %s script --pt FILE --raw FILE:BASE... (raw Intel PT, below)\n"
 "\n"
@@ -30,6 +31,8 @@ static int bundle_usage(FILE *f, int status)
 "               (the default)\n"
 "  --branches   one line per taken branch: FROM (sym+off) -> TO (sym+off)\n"
 "  --calls      the function-call history, nested by call and return\n"
+"  --samples    the PEBS and LBR samples, an LBR sample with its branch\n"
+"               stack (newest first)\n"
 "  --format F   text (default) or json (JSON Lines, docs/script-json.md)\n"
 "  --sysroot DIR      prefix of the binaries' recorded paths\n"
 "  --buildid-dir DIR  binaries by build-id (DIR/xx/rest)\n"
@@ -87,8 +90,8 @@ static int usage(FILE *f, int status)
 static bool raw_mode(int argc, char **argv)
 {
 	static const char *const bopt[] = {
-		"--insn", "--branches", "--calls", "--format", "--sysroot",
-		"--buildid-dir", "--cpu", "--help", "-h",
+		"--insn", "--branches", "--calls", "--samples", "--format",
+		"--sysroot", "--buildid-dir", "--cpu", "--help", "-h",
 	};
 
 	for (int i = 1; i < argc; i++) {
@@ -120,6 +123,7 @@ static int bundle_script(int argc, char **argv)
 		{ "insn", no_argument, NULL, 'i' },
 		{ "branches", no_argument, NULL, 'b' },
 		{ "calls", no_argument, NULL, 'c' },
+		{ "samples", no_argument, NULL, 'S' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "sysroot", required_argument, NULL, 's' },
 		{ "buildid-dir", required_argument, NULL, 'B' },
@@ -130,6 +134,8 @@ static int bundle_script(int argc, char **argv)
 	struct bt_recon_opts ro = { .sz = sizeof(ro) };
 	struct bt_view_opts vo = { .sz = sizeof(vo) };
 	struct bt_recon *r;
+	bool samples = false;
+	long nsamples = 0;
 	int c, err, nview = 0;
 
 	optind = 0;
@@ -146,6 +152,10 @@ static int bundle_script(int argc, char **argv)
 			break;
 		case 'c':
 			vo.view = BT_VIEW_CALLS;
+			nview++;
+			break;
+		case 'S':
+			samples = true;
 			nview++;
 			break;
 		case 'f':
@@ -177,7 +187,8 @@ static int bundle_script(int argc, char **argv)
 		}
 	}
 	if (nview > 1) {
-		err_msg("script: give one of --insn, --branches, --calls");
+		err_msg("script: give one of --insn, --branches, --calls, "
+			"--samples");
 		return BT_EXIT_USAGE;
 	}
 	if (optind != argc - 1) {
@@ -192,8 +203,15 @@ static int bundle_script(int argc, char **argv)
 		err_msg("script: %s: %s", argv[optind], bt_strerror(err));
 		return err == BT_ERRNO_FORMAT ? BT_EXIT_DATA : BT_EXIT_FAIL;
 	}
-	err = bt_recon__print_view(r, stdout, &vo);
+	if (samples) {
+		nsamples = bt_recon__print_samples(r, stdout, vo.format);
+		err = nsamples < 0 ? (int)nsamples : 0;
+	} else {
+		err = bt_recon__print_view(r, stdout, &vo);
+	}
 	bt_recon__free(r);
+	if (samples && !err && !nsamples)
+		err_msg("script: no PEBS or LBR samples in %s", argv[optind]);
 	if (err) {
 		err_msg("script: %s: %s", argv[optind], err == -EIO ?
 			"cannot write the output" : bt_strerror(err));
