@@ -36,20 +36,14 @@
 
 #include "ds/sim.h"
 
+#include "bench_util.h"
+
 #define RUNS		3
 #define RING		(64ull << 20)	/* KMES ring capacity */
 #define AUX		(4ull << 20)	/* AUX area */
 #define PG		4096ull
 
 static char session_name[96];
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void die(const char *what, int err)
 {
@@ -61,21 +55,10 @@ static void die(const char *what, int err)
 
 static void print_machine(void)
 {
+	char model[256] = "unknown";
 	struct utsname u;
-	char line[256], model[256] = "unknown";
-	FILE *f = fopen("/proc/cpuinfo", "r");
 
-	while (f && fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, "model name", 10)) {
-			char *c = strchr(line, ':');
-
-			snprintf(model, sizeof(model), "%s", c ? c + 2 : line);
-			model[strcspn(model, "\n")] = '\0';
-			break;
-		}
-	}
-	if (f)
-		fclose(f);
+	bench_cpu_model(model, sizeof(model), NULL);
 	uname(&u);
 	printf("machine: %s, %ld CPUs, %s %s\n", model,
 	       sysconf(_SC_NPROCESSORS_ONLN), u.sysname, u.release);
@@ -153,7 +136,7 @@ static double memcpy_s(const struct rig *r, unsigned char *dst, uint64_t bytes,
 		       uint64_t piece)
 {
 	static uint64_t at;
-	double t0 = now_s();
+	double t0 = bench_now_s();
 
 	for (uint64_t done = 0; done < bytes; done += piece) {
 		uint64_t n = bytes - done < piece ? bytes - done : piece;
@@ -163,7 +146,7 @@ static double memcpy_s(const struct rig *r, unsigned char *dst, uint64_t bytes,
 		memcpy(dst + at, r->b.aux + done % (AUX - piece + 1), n);
 		at += n;
 	}
-	return now_s() - t0;
+	return bench_now_s() - t0;
 }
 
 struct fig {
@@ -191,9 +174,9 @@ static struct fig run_bts(unsigned char *dst, uint64_t n)
 			if (err)
 				die("bts record", -err);
 		}
-		t0 = now_s();
+		t0 = bench_now_s();
 		bt_collector__drain(r.c);
-		t += now_s() - t0;
+		t += bench_now_s() - t0;
 		/* the same bytes, copied plainly, right after */
 		bt_collector__stats(r.c, &st);
 		tm += memcpy_s(&r, dst, (st.branches - last) * 24, 65472);
@@ -230,9 +213,9 @@ static struct fig run_pt(unsigned char *dst, const unsigned char *src,
 
 		if (err)
 			die("pt write", -err);
-		t0 = now_s();
+		t0 = bench_now_s();
 		bt_collector__drain(r.c);
-		t += now_s() - t0;
+		t += bench_now_s() - t0;
 		bt_collector__stats(r.c, &st);
 		tm += memcpy_s(&r, dst, st.pt_bytes - last, 65472);
 		last = st.pt_bytes;

@@ -60,6 +60,8 @@
 #include <btrail/errno.h>
 #include <btrail/kmes.h>
 
+#include "bench_util.h"
+
 #define EV_TYPE		"bench.event"
 #define EV_TYPE_LEN	((uint16_t)(sizeof(EV_TYPE) - 1))
 #define POOL		256u		/* distinct payloads, cycled */
@@ -99,14 +101,6 @@ static unsigned char *pool;		/* POOL payloads of @cur_size */
 static struct kmes_emit_entry entries[POOL];
 static unsigned char *images;		/* POOL whole events, for memcpy */
 static uint32_t cur_size, cur_esz;
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void cleanup(void)
 {
@@ -169,29 +163,6 @@ static int pick_cpus(void)
 	if (n < 2)
 		cpu_prod = -1;	/* one CPU: both share it, pin nothing */
 	return CPU_COUNT(&set);
-}
-
-static void cpu_model(char *buf, size_t len)
-{
-	FILE *f = fopen("/proc/cpuinfo", "r");
-	char line[512];
-
-	snprintf(buf, len, "unknown CPU");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		char *c = strchr(line, ':');
-
-		if (strncmp(line, "model name", 10) || !c)
-			continue;
-		c++;
-		while (*c == ' ' || *c == '\t')
-			c++;
-		c[strcspn(c, "\n")] = '\0';
-		snprintf(buf, len, "%s", c);
-		break;
-	}
-	fclose(f);
 }
 
 static void read_line(const char *path, char *buf, size_t len)
@@ -359,7 +330,7 @@ static double cpu_s(void)
 static double run_for(enum path p, double secs, uint64_t *n_out)
 {
 	const uint64_t chunk = p == NPATHS ? 1024 : BATCH;
-	double t0 = now_s(), c0 = cpu_s(), el;
+	double t0 = bench_now_s(), c0 = cpu_s(), el;
 	uint64_t n = 0;
 
 	do {
@@ -368,7 +339,7 @@ static double run_for(enum path p, double secs, uint64_t *n_out)
 		else
 			run_emit(p, chunk);
 		n += chunk;
-		el = now_s() - t0;
+		el = bench_now_s() - t0;
 	} while (el < secs);
 	/* Below 1: the producer was off the CPU (other load, or asleep). */
 	last_share = (cpu_s() - c0) / el;
@@ -418,19 +389,19 @@ static void consumer_main(void)
 		_exit(1);
 	}
 	atomic_store(&ctl->ready, 1);
-	deadline = now_s() + 120;
+	deadline = bench_now_s() + 120;
 	for (;;) {
 		int rc = bt_kmes_reader__next(r, &ev);
 
 		if (rc == 1) {
 			if (!ctl->events++)
-				t0 = now_s();
+				t0 = bench_now_s();
 			got = true;
 			continue;
 		}
 		if (rc == 0 && got) {
 			/* Caught up: the time of (about) the last event. */
-			t_last = now_s();
+			t_last = bench_now_s();
 			got = false;
 		}
 		if (rc < 0 && rc != -BT_ERRNO_CORRUPT) {
@@ -446,7 +417,7 @@ static void consumer_main(void)
 			done_seen = true;
 			continue;
 		}
-		if (now_s() > deadline) {
+		if (bench_now_s() > deadline) {
 			ctl->err = ETIMEDOUT;
 			break;
 		}
@@ -478,8 +449,8 @@ static pid_t consumer_start(void)
 		die("fork", errno);
 	if (pid == 0)
 		consumer_main();
-	until = now_s() + 10;
-	while (atomic_load(&ctl->ready) == 0 && now_s() < until)
+	until = bench_now_s() + 10;
+	while (atomic_load(&ctl->ready) == 0 && bench_now_s() < until)
 		usleep(200);
 	if (atomic_load(&ctl->ready) != 1) {
 		waitpid(pid, NULL, 0);
@@ -610,7 +581,7 @@ static double drain_memcpy(uint64_t from, uint64_t to, unsigned char *buf)
 {
 	const unsigned char *data = drain_map + KMES_DATA_OFFSET;
 	const uint64_t mask = drain_cap - 1;
-	double t = now_s();
+	double t = bench_now_s();
 
 	while (from < to) {
 		const unsigned char *p = data + (from & mask);
@@ -621,19 +592,19 @@ static double drain_memcpy(uint64_t from, uint64_t to, unsigned char *buf)
 		__asm__ __volatile__("" ::: "memory");
 		from += esz;
 	}
-	return now_s() - t;
+	return bench_now_s() - t;
 }
 
 static double drain_reader(struct bt_kmes_reader *r, uint64_t want)
 {
 	struct bt_kmes_event ev;
 	uint64_t got = 0;
-	double t = now_s();
+	double t = bench_now_s();
 	int rc;
 
 	while ((rc = bt_kmes_reader__next(r, &ev)) == 1)
 		got++;
-	t = now_s() - t;
+	t = bench_now_s() - t;
 	if (rc < 0)
 		die("bt_kmes_reader__next", -rc);
 	if (got != want) {
@@ -650,7 +621,7 @@ static void drain_run(struct bt_kmes_reader *r, double *ring_rate,
 {
 	static unsigned char buf[KMES_MAX_EVENT_SIZE_DEFAULT];
 	double t_ring = 0, t_copy = 0, min_s = opt.min_s / 2;
-	double w0 = now_s(), c0 = cpu_s();
+	double w0 = bench_now_s(), c0 = cpu_s();
 	uint64_t n_ring = 0, n_copy = 0;
 
 	for (unsigned pass = 0; t_ring < min_s; pass++) {
@@ -667,7 +638,7 @@ static void drain_run(struct bt_kmes_reader *r, double *ring_rate,
 		n_ring += n;
 		n_copy += n;
 	}
-	last_share = (cpu_s() - c0) / (now_s() - w0);
+	last_share = (cpu_s() - c0) / (bench_now_s() - w0);
 	*ring_rate = (double)n_ring / t_ring;
 	*copy_rate = (double)n_copy / t_copy;
 }
@@ -738,11 +709,11 @@ static void parse_args(int argc, char **argv)
 
 static void print_header(void)
 {
-	char model[256], cs[64];
+	char model[256] = "unknown CPU", cs[64];
 	struct utsname u;
 	int allowed = pick_cpus();
 
-	cpu_model(model, sizeof(model));
+	bench_cpu_model(model, sizeof(model), NULL);
 	read_line("/sys/devices/system/clocksource/clocksource0/"
 		  "current_clocksource", cs, sizeof(cs));
 	if (uname(&u) < 0)
@@ -806,7 +777,7 @@ int main(int argc, char **argv)
 	struct sample copy[NSIZES], dr_ring[NSIZES], dr_copy[NSIZES];
 	bool all_kept_up = true;
 	int cons_runs = 0, cons_ok = 0;
-	double t_start = now_s(), v64[NPATHS] = { 0 };
+	double t_start = bench_now_s(), v64[NPATHS] = { 0 };
 
 	parse_args(argc, argv);
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -999,7 +970,7 @@ int main(int argc, char **argv)
 
 		read_line("/proc/loadavg", la, sizeof(la));
 		printf("total time %.1f s; /proc/loadavg at the end: %s\n",
-		       now_s() - t_start, la);
+		       bench_now_s() - t_start, la);
 	}
 
 	cleanup();

@@ -40,6 +40,8 @@
 #include <btrail/errno.h>
 #include <btrail/step.h>
 
+#include "bench_util.h"
+
 #define PG		4096ull
 #define RUNS		3
 #define QUICK_INSNS	20000
@@ -49,14 +51,6 @@ struct fig {
 	uint64_t insns;
 	double secs;
 };
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* The plain loop: PTRACE_SINGLESTEP + waitpid until exit (or @max). */
 static int run_plain(const char *prog, uint64_t max, struct fig *f)
@@ -78,7 +72,7 @@ static int run_plain(const char *prog, uint64_t max, struct fig *f)
 	}
 	if (waitpid(pid, &status, 0) != pid || !WIFSTOPPED(status))
 		return -ECHILD;
-	t0 = now();
+	t0 = bench_now_s();
 	for (;;) {
 		if (ptrace(PTRACE_SINGLESTEP, pid, NULL, (void *)(long)sig) < 0)
 			return -errno;
@@ -97,7 +91,7 @@ static int run_plain(const char *prog, uint64_t max, struct fig *f)
 			break;
 		}
 	}
-	f->secs = now() - t0;
+	f->secs = bench_now_s() - t0;
 	f->insns = n;
 	f->rate = (double)n / f->secs;
 	return WIFEXITED(status) && !WEXITSTATUS(status) ? 0 : -ECHILD;
@@ -156,9 +150,9 @@ static int run_step(const char *prog, uint32_t fac, uint64_t max,
 	err = trace && sb ? bt_step__bind(s, trace, sb) : -ENOMEM;
 	if (err < 0)
 		goto out;
-	t0 = now();
+	t0 = bench_now_s();
 	err = bt_step__run(s);
-	f->secs = now() - t0;
+	f->secs = bench_now_s() - t0;
 	bt_step__stats(s, &st);
 	f->insns = st.insns;
 	f->rate = (double)st.insns / f->secs;
@@ -192,36 +186,6 @@ static void print_fig(const char *name, struct fig *v, int n)
 	       v[n / 2].secs);
 }
 
-static void print_machine(void)
-{
-	char line[256], model[128] = "?";
-	bool hv = false;
-	struct utsname u;
-	FILE *f;
-
-	f = fopen("/proc/cpuinfo", "r");
-	if (f) {
-		while (fgets(line, sizeof(line), f)) {
-			if (!strncmp(line, "model name", 10) && model[0] == '?') {
-				char *c = strchr(line, ':');
-
-				if (c)
-					snprintf(model, sizeof(model), "%s",
-						 c + 2);
-				model[strcspn(model, "\n")] = '\0';
-			}
-			if (!strncmp(line, "flags", 5) &&
-			    strstr(line, " hypervisor"))
-				hv = true;
-		}
-		fclose(f);
-	}
-	uname(&u);
-	printf("machine: %s, %ld CPUs, %s %s %s%s\n", model,
-	       sysconf(_SC_NPROCESSORS_ONLN), u.sysname, u.release, u.machine,
-	       hv ? ", in a VM (hypervisor CPUID bit)" : "");
-}
-
 int main(int argc, char **argv)
 {
 	struct fig plain[RUNS], step[RUNS], ptemu[RUNS];
@@ -249,7 +213,7 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return 1;
 	}
-	print_machine();
+	bench_print_machine();
 	printf("program: %s from exec%s\n", prog,
 	       quick ? ", first 20000 instructions (--quick)" : "");
 

@@ -45,6 +45,7 @@
 #include "ds/elfsym.h"
 #include "ds/insn.h"
 #include "ds/ptemu.h"
+#include "helpers/recordutil.h"
 #include "helpers/testutil.h"
 
 /* ---- What a recording kept ---------------------------------------------- */
@@ -69,30 +70,6 @@ struct capture {
 	struct mapping map[64];
 	size_t nmap;
 };
-
-static const char *prog(const char *name)
-{
-	static char path[8][PATH_MAX];
-	static int i;
-	const char *dir = getenv("BTRAIL_PROGS");
-	char *p = path[i++ % 8];
-
-	if (!dir)
-		cr_skip_test("BTRAIL_PROGS is not set (make check sets it)");
-	snprintf(p, PATH_MAX, "%s/%s", dir, name);
-	if (access(p, X_OK) < 0)
-		cr_skip_test("%s is not built", p);
-	return p;
-}
-
-static const char *bin(void)
-{
-	const char *b = tu_btrail_bin();
-
-	if (!b)
-		cr_skip_test("BTRAIL_BIN is not set (make check sets it)");
-	return b;
-}
 
 static void str_of(const struct bt_event_value *v, char *out, size_t cap)
 {
@@ -289,9 +266,9 @@ static void babeltrace_reads(const char *bundle)
 static void record(struct recording *rec, const char *fac, const char *p)
 {
 	char *argv[] = {
-		(char *)bin(), "record", "-e", (char *)fac, "--start-at",
+		(char *)ru_bin(), "record", "-e", (char *)fac, "--start-at",
 		"main", "--keep-session", "--session", rec->session, "-o",
-		rec->bundle, "--", (char *)prog(p), NULL,
+		rec->bundle, "--", (char *)ru_prog(p), NULL,
 	};
 	struct stat st;
 
@@ -304,7 +281,7 @@ static void record(struct recording *rec, const char *fac, const char *p)
 		 tu_name("rec"));
 	tu_cleanup_at_exit(rec->session);
 	argv[1] = "record";
-	argv[12] = (char *)prog(p);
+	argv[12] = (char *)ru_prog(p);
 	rec->status = tu_run(argv, &rec->out, &rec->err);
 	cr_assert(eq(int, stat(rec->bundle, &st), 0),
 		  "no bundle %s; stderr:\n%s", rec->bundle, rec->err);
@@ -315,10 +292,7 @@ static void record(struct recording *rec, const char *fac, const char *p)
 
 static void recording_free(struct recording *rec)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", rec->dir);
-	cr_assert(eq(int, system(cmd), 0));
+	ru_rmrf(rec->dir);
 	free(rec->out);
 	free(rec->err);
 	free(rec->cap.pt);
@@ -456,7 +430,7 @@ static void check_crash(const char *fac, const char *name)
 		cr_assert(eq(u64, c->addr, k->addr), "fault address");
 	if (!strcmp(name, "crash_wild")) {
 		/* A page-sized stride from `small`, past the mapped data. */
-		uint64_t small = runtime_sym(c, prog(name), "small");
+		uint64_t small = runtime_sym(c, ru_prog(name), "small");
 
 		cr_assert(gt(u64, c->addr, small));
 		cr_assert(eq(u64, (c->addr - small) % 4096, 0),
@@ -517,8 +491,8 @@ Test(record, auto_picks_the_best_facility_and_says_why)
 	static const int order[] = { BT_FAC_PT, BT_FAC_BTS, BT_FAC_LBR,
 				     BT_FAC_STEP };
 	char dir[] = "/tmp/bt-rec-XXXXXX", out[128], want[64];
-	char *argv[] = { (char *)bin(), "record", "-e", "auto", "--start-at",
-			 "main", "-o", out, "--", (char *)prog("hello"), NULL };
+	char *argv[] = { (char *)ru_bin(), "record", "-e", "auto", "--start-at",
+			 "main", "-o", out, "--", (char *)ru_prog("hello"), NULL };
 	char *o = NULL, *e = NULL;
 	int best = -1, status;
 
@@ -539,8 +513,7 @@ Test(record, auto_picks_the_best_facility_and_says_why)
 	/* The reason names why pt is missing here, as caps does. */
 	cr_assert(ne(ptr, strstr(e, caps[BT_FAC_STEP].reason), NULL));
 	cr_assert(eq(int, access(out, F_OK), 0));
-	snprintf(out, sizeof(out), "rm -rf '%s'", dir);
-	cr_assert(eq(int, system(out), 0));
+	ru_rmrf(dir);
 	free(o);
 	free(e);
 }
@@ -580,12 +553,12 @@ Test(record, a_snapshot_on_demand_while_the_program_runs)
 {
 	char dir[] = "/tmp/bt-rec-XXXXXX", out[128], snap[160], line[16];
 	const char *session = tu_name("snap");
-	char *snap_argv[] = { (char *)bin(), "snapshot", (char *)session,
+	char *snap_argv[] = { (char *)ru_bin(), "snapshot", (char *)session,
 			      NULL };
-	char *argv[] = { (char *)bin(), "record", "-e", "step", "--start-at",
+	char *argv[] = { (char *)ru_bin(), "record", "-e", "step", "--start-at",
 			 "main", "--keep-session", "--session",
 			 (char *)session, "-o", out, "--",
-			 (char *)prog("spin"), NULL };
+			 (char *)ru_prog("spin"), NULL };
 	struct capture c;
 	char *so = NULL, *se = NULL;
 	int p[2], st, rc;
@@ -633,13 +606,12 @@ Test(record, a_snapshot_on_demand_while_the_program_runs)
 	free(c.pt);
 	free(so);
 	free(se);
-	snprintf(out, sizeof(out), "rm -rf '%s'", dir);
-	cr_assert(eq(int, system(out), 0));
+	ru_rmrf(dir);
 }
 
 static void bad(const char *why, char *const *args)
 {
-	char *argv[16] = { (char *)bin() };
+	char *argv[16] = { (char *)ru_bin() };
 	char *o = NULL, *e = NULL;
 	int n = 1, status;
 
@@ -680,7 +652,7 @@ Test(record, bad_options_are_usage_errors)
 Test(record, snapshot_of_a_session_without_recorder_fails)
 {
 	const char *name = tu_name("norec");
-	char *argv[] = { (char *)bin(), "snapshot", (char *)name, NULL };
+	char *argv[] = { (char *)ru_bin(), "snapshot", (char *)name, NULL };
 	char *o = NULL, *e = NULL;
 
 	tu_cleanup_at_exit(name);
@@ -697,10 +669,10 @@ Test(record, snapshot_of_a_session_without_recorder_fails)
 static pid_t start_spin_recorder(const char *session, const char *out,
 				 const char *extra, FILE **spin_out)
 {
-	char *argv[] = { (char *)bin(), "record", "-e", "step", "--start-at",
+	char *argv[] = { (char *)ru_bin(), "record", "-e", "step", "--start-at",
 			 "main", "--keep-session", "--session",
 			 (char *)session, "-o", (char *)out, "--ring-size",
-			 "64K", (char *)extra, "--", (char *)prog("spin"),
+			 "64K", (char *)extra, "--", (char *)ru_prog("spin"),
 			 NULL };
 	char line[16];
 	int p[2];
@@ -708,7 +680,7 @@ static pid_t start_spin_recorder(const char *session, const char *out,
 
 	if (!extra) {
 		argv[13] = "--";
-		argv[14] = (char *)prog("spin");
+		argv[14] = (char *)ru_prog("spin");
 		argv[15] = NULL;
 	}
 	cr_assert(eq(int, pipe(p), 0));
@@ -776,15 +748,14 @@ Test(record, a_notifier_condition_takes_a_snapshot)
 	read_session(session, &c);
 	cr_assert(eq(int, c.requests, 0));
 	free(c.pt);
-	snprintf(out, sizeof(out), "rm -rf '%s'", dir);
-	cr_assert(eq(int, system(out), 0));
+	ru_rmrf(dir);
 }
 
 Test(record, a_bad_notifier_condition_is_a_usage_error)
 {
-	char *argv[] = { (char *)bin(), "record", "-e", "step",
+	char *argv[] = { (char *)ru_bin(), "record", "-e", "step",
 			 "--snapshot-when", "unread>5", "--",
-			 (char *)prog("hello"), NULL };
+			 (char *)ru_prog("hello"), NULL };
 	char *so = NULL, *se = NULL;
 
 	cr_assert(eq(int, tu_run(argv, &so, &se), 2));
@@ -797,7 +768,7 @@ Test(record, recover_after_the_recorder_is_killed)
 {
 	char dir[] = "/tmp/bt-rec-XXXXXX", out[128], bundle[160];
 	const char *session = tu_name("kill9");
-	char *rec_argv[] = { (char *)bin(), "recover", (char *)session, "-o",
+	char *rec_argv[] = { (char *)ru_bin(), "recover", (char *)session, "-o",
 			     bundle, NULL };
 	char *so = NULL, *se = NULL;
 	struct bt_kmes_reader_opts ro = { .sz = sizeof(ro) };
@@ -845,15 +816,14 @@ Test(record, recover_after_the_recorder_is_killed)
 	cr_assert(eq(u64, in_bundle, in_ring));
 	free(so);
 	free(se);
-	snprintf(out, sizeof(out), "rm -rf '%s'", dir);
-	cr_assert(eq(int, system(out), 0));
+	ru_rmrf(dir);
 }
 
 Test(record, attach_to_a_running_process_and_leave_it_running)
 {
 	char dir[] = "/tmp/bt-rec-XXXXXX", out[128], pid_s[16], line[16];
 	const char *session = tu_name("attach");
-	char *argv[] = { (char *)bin(), "record", "-e", "step", "-p", pid_s,
+	char *argv[] = { (char *)ru_bin(), "record", "-e", "step", "-p", pid_s,
 			 "--max-insns", "5000", "--keep-session", "--session",
 			 (char *)session, "-o", out, NULL };
 	char *so = NULL, *se = NULL;
@@ -872,7 +842,7 @@ Test(record, attach_to_a_running_process_and_leave_it_running)
 		dup2(p[1], 1);
 		close(p[0]);
 		close(p[1]);
-		execl(prog("spin"), "spin", (char *)NULL);
+		execl(ru_prog("spin"), "spin", (char *)NULL);
 		_exit(127);
 	}
 	close(p[1]);
@@ -894,6 +864,5 @@ Test(record, attach_to_a_running_process_and_leave_it_running)
 	free(c.pt);
 	free(so);
 	free(se);
-	snprintf(out, sizeof(out), "rm -rf '%s'", dir);
-	cr_assert(eq(int, system(out), 0));
+	ru_rmrf(dir);
 }

@@ -18,38 +18,7 @@
 
 #include <btrail/decoder.h>
 
-static const char *corpus(void)
-{
-	static char path[PATH_MAX];
-	const char *src = getenv("BTRAIL_SRCDIR");
-
-	if (!src)
-		cr_skip_test("BTRAIL_SRCDIR is not set (make check sets it)");
-	snprintf(path, sizeof(path), "%s/../shared/testdata/libipt-corpus",
-		 src);
-	if (access(path, R_OK))
-		cr_skip_test("%s is absent: the shared test data is not beside "
-			     "the repository", path);
-	return path;
-}
-
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	long n;
-
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	cr_assert(ne(ptr, buf, NULL));
-	buf[fread(buf, 1, (size_t)n, f)] = 0;
-	fclose(f);
-	return buf;
-}
+#include "helpers/corpus.h"
 
 /* "0000000000100000" or "? 0000000000100000": an instruction line. */
 static bool insn_line(const char *l, size_t n)
@@ -121,25 +90,6 @@ static struct bt_ptdec *open_case(const char *dir, const char *test,
 	return d;
 }
 
-static int fields(char *line, char **f, int max)
-{
-	int n = 0;
-
-	f[n++] = line;
-	for (char *p = line; *p && n < max; p++) {
-		if (*p == '\t') {
-			*p = 0;
-			f[n++] = p + 1;
-		}
-	}
-	return n;
-}
-
-static bool deb_passes(const char *s)
-{
-	return !strcmp(s, "exact") || !strcmp(s, "pass-b");
-}
-
 /*
  * Every case libipt 2.0.5's ptxed passes with no extra option and no
  * sideband: the count equals the expectation's instruction and error
@@ -147,24 +97,24 @@ static bool deb_passes(const char *s)
  */
 Test(ptcount, corpus)
 {
-	const char *dir = corpus();
-	char path[PATH_MAX], *text, *line, *save = NULL;
+	const char *dir = pc_corpus();
 	unsigned cases = 0, with_errors = 0;
+	struct pc_manifest m;
+	char path[PATH_MAX];
+	char *f[20];
+	int nf;
 
-	snprintf(path, sizeof(path), "%s/manifest.tsv", dir);
-	text = slurp(path);
-	cr_assert(ne(ptr, text, NULL), "%s", path);
-	line = strtok_r(text, "\n", &save);	/* the header */
-	while ((line = strtok_r(NULL, "\n", &save))) {
+	pc_manifest__open(&m, dir);
+	while ((nf = pc_manifest__next(&m, f, 20))) {
 		uint64_t want_insn, want_err;
-		char *f[20], *exp;
+		char *exp;
 
-		if (fields(line, f, 20) < 17 || !strcmp(f[8], "-") ||
+		if (nf < 17 || !strcmp(f[8], "-") ||
 		    strcmp(f[6], "-") || strcmp(f[7], "-") ||
-		    !deb_passes(f[15]) || !deb_passes(f[16]))
+		    !pc_deb_passes(f[15]) || !pc_deb_passes(f[16]))
 			continue;
 		snprintf(path, sizeof(path), "%s/cases/%s/%s", dir, f[2], f[8]);
-		exp = slurp(path);
+		exp = pc_slurp(path, NULL);
 		cr_assert(ne(ptr, exp, NULL), "%s", path);
 		count_exp(exp, &want_insn, &want_err);
 		free(exp);
@@ -186,7 +136,7 @@ Test(ptcount, corpus)
 		cases++;
 		with_errors += want_err > 0;
 	}
-	free(text);
+	pc_manifest__close(&m);
 	cr_log_info("ptcount: %u corpus cases counted right with both "
 		    "decoders (%u with decode errors)\n", cases, with_errors);
 	/* The corpus has 232 such cases; a broken manifest reader must not
@@ -198,7 +148,7 @@ Test(ptcount, corpus)
 /* Known figures: the loop of loop-tnt-64, and the same session printed. */
 Test(ptcount, same_as_print)
 {
-	const char *dir = corpus();
+	const char *dir = pc_corpus();
 	struct bt_ptdec_print_opts po = { .sz = sizeof(po), .no_inst = true };
 	struct bt_ptdec_stats st, pst;
 	struct bt_ptdec *d;

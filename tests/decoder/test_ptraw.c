@@ -21,40 +21,8 @@
 #include <btrail/decoder.h>
 
 #include "decoder/pt_args.h"
+#include "helpers/corpus.h"
 #include "helpers/testutil.h"
-
-static const char *corpus(void)
-{
-	static char path[PATH_MAX];
-	const char *src = getenv("BTRAIL_SRCDIR");
-
-	if (!src)
-		cr_skip_test("BTRAIL_SRCDIR is not set (make check sets it)");
-	snprintf(path, sizeof(path), "%s/../shared/testdata/libipt-corpus",
-		 src);
-	if (access(path, R_OK))
-		cr_skip_test("%s is absent: the shared test data is not beside "
-			     "the repository", path);
-	return path;
-}
-
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	long n;
-
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	cr_assert(ne(ptr, buf, NULL));
-	buf[fread(buf, 1, (size_t)n, f)] = 0;
-	fclose(f);
-	return buf;
-}
 
 /* diff -b: runs of blanks are one, blanks at a line's end are none. */
 static char *norm(const char *s)
@@ -140,7 +108,7 @@ static int run_case(const char *dir, char **f, const char *dec, char *why,
 	err = ptd_args_run(&args, mem, NULL);
 	fclose(mem);
 	ptd_args_free(&args);
-	exp = slurp(f[8]);
+	exp = pc_slurp(f[8], NULL);
 	cr_assert(eq(int, chdir(cwd), 0));
 	if (err) {
 		snprintf(why, whylen, "%s", strerror(-err));
@@ -161,48 +129,25 @@ static int run_case(const char *dir, char **f, const char *dec, char *why,
 	return ok;
 }
 
-/* The columns of a manifest line, split in place at the tabs. */
-static int fields(char *line, char **f, int max)
-{
-	int n = 0;
-
-	f[n++] = line;
-	for (char *p = line; *p && n < max; p++) {
-		if (*p == '\t') {
-			*p = 0;
-			f[n++] = p + 1;
-		}
-	}
-	return n;
-}
-
-static bool deb_passes(const char *s)
-{
-	return !strcmp(s, "exact") || !strcmp(s, "pass-b");
-}
-
 Test(ptraw, corpus)
 {
-	const char *dir = corpus();
+	const char *dir = pc_corpus();
 	unsigned must = 0, must_fail = 0, extra = 0, others = 0, cases = 0;
 	unsigned unsupported = 0;
-	char path[PATH_MAX], *text, *line, *save = NULL;
+	struct pc_manifest m;
 	char why[1400];
+	char *f[20];
+	int nf;
 
-	snprintf(path, sizeof(path), "%s/manifest.tsv", dir);
-	text = slurp(path);
-	cr_assert(ne(ptr, text, NULL), "%s", path);
-	line = strtok_r(text, "\n", &save);	/* the header */
-	while ((line = strtok_r(NULL, "\n", &save))) {
-		char *f[20];
-
-		if (fields(line, f, 20) < 17 || !strcmp(f[8], "-"))
+	pc_manifest__open(&m, dir);
+	while ((nf = pc_manifest__next(&m, f, 20))) {
+		if (nf < 17 || !strcmp(f[8], "-"))
 			continue;
 		cases++;
 		for (int k = 0; k < 2; k++) {
 			const char *dec = k ? "--block-decoder" :
 					      "--insn-decoder";
-			bool deb = deb_passes(f[15 + k]);
+			bool deb = pc_deb_passes(f[15 + k]);
 			int r = run_case(dir, f, dec, why, sizeof(why));
 
 			if (r == -1 && strcmp(f[7], "-") &&
@@ -225,7 +170,7 @@ Test(ptraw, corpus)
 			}
 		}
 	}
-	free(text);
+	pc_manifest__close(&m);
 	cr_log_info("ptraw: %u cases; of the %u runs Debian's libipt 2.0.5 "
 		    "passes we fail %u; of the other %u we pass %u",
 		    cases, must, must_fail, others, extra);
@@ -278,12 +223,12 @@ static void cli_case(const char *test, const char *raw, const char *dec,
 			       NULL };
 	char dir[PATH_MAX], pt[256], *out = NULL, *err = NULL, *e, *a, *b;
 
-	snprintf(dir, sizeof(dir), "%s/cases/%s", corpus(), test);
+	snprintf(dir, sizeof(dir), "%s/cases/%s", pc_corpus(), test);
 	snprintf(pt, sizeof(pt), "%s.pt", test);
 	args[5] = pt;
 	cr_assert(eq(int, script(&out, &err, dir, args), 0), "%s", err);
 	snprintf(dir + strlen(dir), sizeof(dir) - strlen(dir), "/%s", exp);
-	e = slurp(dir);
+	e = pc_slurp(dir, NULL);
 	cr_assert(ne(ptr, e, NULL));
 	a = norm(out);
 	b = norm(e);
@@ -311,7 +256,7 @@ Test(ptraw, cli_disasm)
 	const char *args[] = { "--raw", "loop-tnt.bin:0x100000", "--pt",
 			       "loop-tnt.pt", NULL };
 
-	snprintf(dir, sizeof(dir), "%s/cases/loop-tnt", corpus());
+	snprintf(dir, sizeof(dir), "%s/cases/loop-tnt", pc_corpus());
 	cr_assert(eq(int, script(&out, &err, dir, args), 0), "%s", err);
 	/* Without --no-inst each line has its disassembly. */
 	cr_assert(ne(ptr, strstr(out, "0000000000100000  "), NULL), "%s", out);
@@ -423,9 +368,9 @@ Test(ptraw, garbage_and_truncated)
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/cases/loop-tnt/loop-tnt.pt",
-		 corpus());
+		 pc_corpus());
 	snprintf(code, sizeof(code), "%s/cases/loop-tnt/loop-tnt.bin:0x100000",
-		 corpus());
+		 pc_corpus());
 	f = fopen(path, "rb");
 	cr_assert(ne(ptr, f, NULL));
 	trace = malloc(1 << 16);

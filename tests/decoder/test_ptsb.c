@@ -21,6 +21,7 @@
 #include <btrail/errno.h>
 
 #include "decoder/pt_args.h"
+#include "helpers/corpus.h"
 #include "helpers/testutil.h"
 
 /* snprintf for paths; a path that does not fit fails the test. */
@@ -36,37 +37,12 @@ static void pathf(char *buf, size_t size, const char *fmt, ...)
 	cr_assert(lt(sz, (size_t)n, size));
 }
 
-static const char *corpus(void)
-{
-	static char path[PATH_MAX];
-	const char *src = getenv("BTRAIL_SRCDIR");
-
-	if (!src)
-		cr_skip_test("BTRAIL_SRCDIR is not set (make check sets it)");
-	snprintf(path, sizeof(path), "%s/../shared/testdata/libipt-corpus",
-		 src);
-	if (access(path, R_OK))
-		cr_skip_test("%s is absent", path);
-	return path;
-}
-
+/* pc_slurp() of a file that must be there. */
 static char *slurp(const char *path, size_t *len)
 {
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	long n;
+	char *buf = pc_slurp(path, len);
 
-	cr_assert(ne(ptr, f, NULL), "%s", path);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	cr_assert(ne(ptr, buf, NULL));
-	n = (long)fread(buf, 1, (size_t)n, f);
-	buf[n] = 0;
-	if (len)
-		*len = (size_t)n;
-	fclose(f);
+	cr_assert(ne(ptr, buf, NULL), "%s", path);
 	return buf;
 }
 
@@ -115,7 +91,7 @@ static char *run_in(const char *test, int argc, char **argv, int *err)
 	size_t len = 0;
 	FILE *mem;
 
-	pathf(dir, sizeof(dir), "%s/cases/%s", corpus(), test);
+	pathf(dir, sizeof(dir), "%s/cases/%s", pc_corpus(), test);
 	cr_assert(ne(ptr, getcwd(cwd, sizeof(cwd)), NULL));
 	cr_assert(eq(int, chdir(dir), 0), "%s", dir);
 	memset(&a, 0, sizeof(a));
@@ -150,8 +126,8 @@ static void dump_case(const char *test, const char *form)
 
 	pathf(sb, sizeof(sb), "%s/cases/%s/%s-pevent-primary,"
 	      "sample-type=0x102c6,time-zero=0x0,time-shift=0x0,"
-	      "time-mult=0x1.sb", corpus(), test, test);
-	pathf(exp, sizeof(exp), "%s/cases/%s/%s-ptdump.exp", corpus(),
+	      "time-mult=0x1.sb", pc_corpus(), test, test);
+	pathf(exp, sizeof(exp), "%s/cases/%s/%s-ptdump.exp", pc_corpus(),
 	      test, test);
 	out = run_in("pevent-split", 13, argv, &err);
 	cr_assert(eq(int, err, 0));
@@ -197,7 +173,7 @@ Test(ptsb, sysroot)
 	size_t len = 0;
 	FILE *mem;
 
-	pathf(dir, sizeof(dir), "%s/cases/%s", corpus(), t);
+	pathf(dir, sizeof(dir), "%s/cases/%s", pc_corpus(), t);
 	pathf(raw, sizeof(raw), "%s/%s.bin:0x1000", dir, t);
 	pathf(pt, sizeof(pt), "%s/%s.pt", dir, t);
 	pathf(sb, sizeof(sb), "%s/%s-pevent-primary,sample-type=0x4,"
@@ -291,7 +267,7 @@ Test(ptsb, truncated_and_garbage)
 	size_t n, good = 0;
 	char *buf;
 
-	pathf(dir, sizeof(dir), "%s/cases/%s", corpus(), t);
+	pathf(dir, sizeof(dir), "%s/cases/%s", pc_corpus(), t);
 	pathf(sb, sizeof(sb), "%s/%s-pevent-primary,sample-type=0x6,"
 		 "time-zero=0x0,time-shift=0x0,time-mult=0x1.sb", dir, t);
 	pathf(pt, sizeof(pt), "%s/%s.pt", dir, t);
@@ -345,7 +321,7 @@ Test(ptsb, cli_bad_sideband)
 
 	if (!bin)
 		cr_skip_test("BTRAIL_BIN is not set");
-	pathf(dir, sizeof(dir), "%s/cases/%s", corpus(), t);
+	pathf(dir, sizeof(dir), "%s/cases/%s", pc_corpus(), t);
 	pathf(sb, sizeof(sb), "%s/%s-pevent-primary,sample-type=0x4,"
 		 "time-zero=0x0,time-shift=0x0,time-mult=0x1.sb", dir, t);
 	pathf(pt, sizeof(pt), "%s/%s.pt", dir, t);

@@ -33,60 +33,13 @@
 
 #include <btrail/decoder.h>
 
+#include "helpers/recordutil.h"
 #include "helpers/testutil.h"
 
-static const char *prog(const char *name)
+/* Record @p with facility @fac from main into a fresh bundle. */
+static void record(struct ru_rec *r, const char *fac, const char *p)
 {
-	static char path[4][PATH_MAX];
-	static int i;
-	const char *dir = getenv("BTRAIL_PROGS");
-	char *p = path[i++ % 4];
-
-	if (!dir)
-		cr_skip_test("BTRAIL_PROGS is not set (make check sets it)");
-	snprintf(p, PATH_MAX, "%s/%s", dir, name);
-	if (access(p, X_OK) < 0)
-		cr_skip_test("%s is not built", p);
-	return p;
-}
-
-static const char *bin(void)
-{
-	const char *b = tu_btrail_bin();
-
-	if (!b)
-		cr_skip_test("BTRAIL_BIN is not set (make check sets it)");
-	return b;
-}
-
-struct rec {
-	char dir[64];
-	char bundle[96];
-};
-
-static void record(struct rec *r, const char *fac, const char *p)
-{
-	char *out = NULL, *err = NULL;
-	struct stat st;
-	char *argv[] = { (char *)bin(), "record", "-e", (char *)fac,
-			 "--start-at", "main", "-o", r->bundle, "--",
-			 (char *)prog(p), NULL };
-
-	snprintf(r->dir, sizeof(r->dir), "/tmp/bt-recon-XXXXXX");
-	cr_assert(ne(ptr, mkdtemp(r->dir), NULL));
-	snprintf(r->bundle, sizeof(r->bundle), "%s/b", r->dir);
-	tu_run(argv, &out, &err);
-	cr_assert(eq(int, stat(r->bundle, &st), 0), "no bundle: %s", err);
-	free(out);
-	free(err);
-}
-
-static void rec_free(struct rec *r)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", r->dir);
-	cr_assert(eq(int, system(cmd), 0));
+	ru_record(r, "recon", fac, p, false);
 }
 
 /* ---- Frames ------------------------------------------------------------ */
@@ -158,11 +111,15 @@ static void report_frames(const char *rep, struct frames *f)
 	}
 }
 
-static char *report(const char *bundle, const char *extra, char **err,
-		    int *status)
+/*
+ * noinline: inlined into its callers, GCC 12 takes the report it returns
+ * for a pointer to its local @out (-Wdangling-pointer, a false alarm).
+ */
+static __attribute__((noinline)) char *
+report(const char *bundle, const char *extra, char **err, int *status)
 {
 	char *out = NULL;
-	char *argv[] = { (char *)bin(), "report", "--color", "never",
+	char *argv[] = { (char *)ru_bin(), "report", "--color", "never",
 			 (char *)bundle, NULL, NULL, NULL };
 
 	if (extra) {
@@ -253,14 +210,14 @@ static void flow_trig(const char *bundle, struct flow *f)
 
 static void check_crash(const char *name, const char *fac)
 {
-	struct rec r;
+	struct ru_rec r;
 	struct frames g, m;
 	struct flow f;
 	char *err = NULL, *rep, want[64];
 	size_t gi = 0, mi = 0;
 	int status;
 
-	gdb_frames(prog(name), &g);
+	gdb_frames(ru_prog(name), &g);
 	record(&r, fac, name);
 	rep = report(r.bundle, NULL, &err, &status);
 	cr_assert(eq(int, status, 0), "%s", err);
@@ -308,7 +265,7 @@ static void check_crash(const char *name, const char *fac)
 	free(f.insn);
 	free(rep);
 	free(err);
-	rec_free(&r);
+	ru_rec_free(&r);
 }
 
 #define CRASH(prog_)							\
@@ -330,7 +287,7 @@ CRASH(crash_thread)
 /* PT and BTS give the same instructions from main to the fault. */
 static void same_flow(const char *name)
 {
-	struct rec a, b;
+	struct ru_rec a, b;
 	struct flow pt, bts;
 	size_t off;
 
@@ -352,8 +309,8 @@ static void same_flow(const char *name)
 	bt_recon__free(bts.r);
 	free(pt.insn);
 	free(bts.insn);
-	rec_free(&a);
-	rec_free(&b);
+	ru_rec_free(&a);
+	ru_rec_free(&b);
 }
 
 Test(recon, pt_equals_bts_nullfn, .timeout = 120)
@@ -369,7 +326,7 @@ Test(recon, pt_equals_bts_abort, .timeout = 120)
 /* A missing binary: a warning with build-id and path, still a report. */
 Test(recon, missing_binary, .timeout = 120)
 {
-	struct rec r;
+	struct ru_rec r;
 	char empty[96], *err = NULL, *rep;
 	int status;
 
@@ -385,13 +342,13 @@ Test(recon, missing_binary, .timeout = 120)
 	cr_assert(eq(ptr, strstr(rep, "walk+"), NULL), "%s", rep);
 	free(rep);
 	free(err);
-	rec_free(&r);
+	ru_rec_free(&r);
 }
 
 /* A damaged stream: the report names the file and the offset. */
 Test(recon, malformed_bundle, .timeout = 120)
 {
-	struct rec r;
+	struct ru_rec r;
 	char path[160], *err = NULL, *rep;
 	struct stat st;
 	FILE *f;
@@ -418,7 +375,7 @@ Test(recon, malformed_bundle, .timeout = 120)
 	cr_assert(ne(ptr, strstr(err, "btrail.json"), NULL), "%s", err);
 	free(rep);
 	free(err);
-	rec_free(&r);
+	ru_rec_free(&r);
 }
 
 /* ---- Symbols and code the report used to miss ---------------------------- */
@@ -471,14 +428,14 @@ static void syms_of(const char *bundle, const struct bt_recon_opts *o,
 /* The vdso is in every bundle: no warning, and its code has names. */
 Test(recon, vdso_copy, .timeout = 120)
 {
-	struct rec r;
+	struct ru_rec r;
 	struct syms s = { .want = "gettim", .image = "[vdso]" };
 	char *out = NULL, *err = NULL;
 	int status;
 
 	record(&r, "step", "vdso");
 	{
-		char *argv[] = { (char *)bin(), "script", r.bundle, NULL };
+		char *argv[] = { (char *)ru_bin(), "script", r.bundle, NULL };
 
 		status = tu_run(argv, &out, &err);
 	}
@@ -490,13 +447,13 @@ Test(recon, vdso_copy, .timeout = 120)
 	cr_assert(gt(sz, s.insns, 10), "%zu vdso instructions", s.insns);
 	free(out);
 	free(err);
-	rec_free(&r);
+	ru_rec_free(&r);
 }
 
 /* A call through the PLT is name@plt, never _init+off. */
 Test(recon, plt_stubs, .timeout = 120)
 {
-	struct rec r;
+	struct ru_rec r;
 	struct syms s = { .want = "strlen@plt" };
 
 	record(&r, "step", "crash_strlen");
@@ -504,7 +461,7 @@ Test(recon, plt_stubs, .timeout = 120)
 	cr_assert(gt(sz, s.branches, 0), "no branch into strlen@plt");
 	cr_assert(gt(sz, s.insns, 0));
 	cr_assert(not(s.init_past), "an address past _init named after it");
-	rec_free(&r);
+	ru_rec_free(&r);
 }
 
 static void sh(const char *fmt, ...)
@@ -525,8 +482,8 @@ static void sh(const char *fmt, ...)
  */
 Test(recon, separate_debug, .timeout = 120)
 {
-	struct rec r;
-	const char *p = prog("crash_nullfn");
+	struct ru_rec r;
+	const char *p = ru_prog("crash_nullfn");
 	char sys[160], bid[160], id[64] = "", *err = NULL, *rep;
 	struct bt_recon_opts o = { .sz = sizeof(o) };
 	struct syms s = { .want = "dispatch" };
@@ -572,7 +529,7 @@ Test(recon, separate_debug, .timeout = 120)
 	o.buildid_dir = bid;
 	syms_of(r.bundle, &o, &s);
 	cr_assert(gt(sz, s.insns, 0), "no dispatch from %s", bid);
-	rec_free(&r);
+	ru_rec_free(&r);
 }
 
 /*
@@ -581,7 +538,7 @@ Test(recon, separate_debug, .timeout = 120)
  */
 Test(recon, undecodable, .timeout = 120)
 {
-	struct rec r;
+	struct ru_rec r;
 	struct syms s = { .want = "hint" };
 	char *err = NULL, *rep;
 	int status;
@@ -602,5 +559,5 @@ Test(recon, undecodable, .timeout = 120)
 		  s.errs[0]);
 	free(rep);
 	free(err);
-	rec_free(&r);
+	ru_rec_free(&r);
 }

@@ -36,6 +36,7 @@
 #include <btrail/kmes.h>
 
 #include "ds/sim.h"
+#include "helpers/recordutil.h"
 #include "helpers/testutil.h"
 
 #define PG		4096ull
@@ -354,8 +355,7 @@ static void make_bundle(struct made *m, bool samples)
 	cr_assert(ge(long, bt_collector__drain(c), 0));
 	/* the freeze's disable drains the rest of the PEBS buffer */
 	cr_assert(eq(int, bt_collector__freeze(c, NULL), 0));
-	snprintf(m->dir, sizeof(m->dir), "/tmp/bt-samples-XXXXXX");
-	cr_assert(ne(ptr, mkdtemp(m->dir), NULL));
+	ru_tmpdir(m->dir, sizeof(m->dir), "samples");
 	snprintf(m->bundle, sizeof(m->bundle), "%s/b", m->dir);
 	cr_assert(eq(int, bt_bundle_write(name, m->bundle, NULL), 0));
 	bt_collector__free(c);
@@ -371,10 +371,7 @@ static void make_bundle(struct made *m, bool samples)
 
 static void made_free(struct made *m)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", m->dir);
-	cr_assert(eq(int, system(cmd), 0));
+	ru_rmrf(m->dir);
 }
 
 static int btrail(char **out, char **err, const char *b, const char *a1,

@@ -37,69 +37,15 @@
 #include <btrail/bundle.h>
 #include <btrail/events.h>
 
+#include "helpers/recordutil.h"
 #include "helpers/testutil.h"
 
 #define GDB_STEPS	2000
 
-static const char *prog(const char *name)
-{
-	static char path[8][PATH_MAX];
-	static int i;
-	const char *dir = getenv("BTRAIL_PROGS");
-	char *p = path[i++ % 8];
-
-	if (!dir)
-		cr_skip_test("BTRAIL_PROGS is not set (make check sets it)");
-	snprintf(p, PATH_MAX, "%s/%s", dir, name);
-	if (access(p, X_OK) < 0)
-		cr_skip_test("%s is not built", p);
-	return p;
-}
-
-static const char *bin(void)
-{
-	const char *b = tu_btrail_bin();
-
-	if (!b)
-		cr_skip_test("BTRAIL_BIN is not set (make check sets it)");
-	return b;
-}
-
-struct rec {
-	char dir[64];
-	char bundle[128];
-};
-
 /* Record @p with facility @fac from main into a fresh bundle. */
-static void record(struct rec *r, const char *fac, const char *p)
+static void record(struct ru_rec *r, const char *fac, const char *p)
 {
-	char *argv[] = {
-		(char *)bin(), "record", "-e", (char *)fac, "--start-at",
-		"main", "-o", r->bundle, "--", (char *)prog(p), NULL,
-	};
-	char *out = NULL, *err = NULL;
-	struct stat st;
-	int status;
-
-	snprintf(r->dir, sizeof(r->dir), "/tmp/bt-views-XXXXXX");
-	cr_assert(ne(ptr, mkdtemp(r->dir), NULL));
-	snprintf(r->bundle, sizeof(r->bundle), "%s/b", r->dir);
-	argv[9] = (char *)prog(p);
-	status = tu_run(argv, &out, &err);
-	/* the program's status: 0, or 128 + the signal it died of */
-	cr_assert(status == 0 || status > 128, "record %s -e %s: %d\n%s", p,
-		  fac, status, err);
-	cr_assert(eq(int, stat(r->bundle, &st), 0), "no bundle: %s", err);
-	free(out);
-	free(err);
-}
-
-static void rec_free(struct rec *r)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", r->dir);
-	cr_assert(eq(int, system(cmd), 0));
+	ru_record(r, "views", fac, p, true);
 }
 
 /* Run btrail with @args (NULL-terminated); stdout and status. */
@@ -108,7 +54,7 @@ static int btrail(char **out, char **err, const char *const *args)
 	char *argv[16];
 	size_t n = 0;
 
-	argv[n++] = (char *)bin();
+	argv[n++] = (char *)ru_bin();
 	while (*args && n < 15)
 		argv[n++] = (char *)*args++;
 	argv[n] = NULL;
@@ -394,7 +340,7 @@ static void insn_vs_gdb(const char *fac, const char *p)
 	char *out = NULL, *err = NULL;
 	size_t n = 0, j, gaps = 0;
 	bool resync = false;
-	struct rec r;
+	struct ru_rec r;
 
 	memset(&c, 0, sizeof(c));
 	record(&r, fac, p);
@@ -402,7 +348,7 @@ static void insn_vs_gdb(const char *fac, const char *p)
 	cr_assert(eq(int, btrail(&out, &err, args), 0), "%s", err);
 	bundle_maps(r.bundle, &c.ms);
 	each_line(out, insn_line, &c);
-	gdb_steps(prog(p), r.dir, &g);
+	gdb_steps(ru_prog(p), r.dir, &g);
 	/*
 	 * gdb starts at main's first instruction; a pt-emu trace too, a
 	 * step trace at its first branch record, a few instructions on.
@@ -446,7 +392,7 @@ static void insn_vs_gdb(const char *fac, const char *p)
 	free(g.v);
 	free(out);
 	free(err);
-	rec_free(&r);
+	ru_rec_free(&r);
 }
 
 Test(views, insn_gdb_loops_step, .timeout = 120)
@@ -585,7 +531,7 @@ static void calls_check(const char *fac, const char *p, struct calls_ctx *c,
 			       NULL };
 	const char *targs[] = { "script", NULL, "--calls", NULL };
 	char *out = NULL, *err = NULL;
-	struct rec r;
+	struct ru_rec r;
 
 	memset(c, 0, sizeof(*c));
 	record(&r, fac, p);
@@ -602,7 +548,7 @@ static void calls_check(const char *fac, const char *p, struct calls_ctx *c,
 	cr_assert(ne(ptr, strstr(out, want), NULL), "%s", out);
 	free(out);
 	free(err);
-	rec_free(&r);
+	ru_rec_free(&r);
 }
 
 Test(views, calls_calltable, .timeout = 120)
@@ -636,7 +582,7 @@ Test(views, calls_threads, .timeout = 120)
 	const char *args[] = { "export", NULL, "--format", "chrome", "-o",
 			       out, NULL };
 	struct calls_ctx c;
-	struct rec r;
+	struct ru_rec r;
 
 	/* two threads in one stream; the second dies in store() */
 	calls_check("pt-emu", "crash_thread", &c, "fill");
@@ -649,7 +595,7 @@ Test(views, calls_threads, .timeout = 120)
 	chrome_check(out, "fill");
 	free(so);
 	free(se);
-	rec_free(&r);
+	ru_rec_free(&r);
 }
 
 /* ---- --branches --------------------------------------------------------- */
@@ -698,7 +644,7 @@ Test(views, branches_step, .timeout = 120)
 	struct br_ctx c = { 0 };
 	char *out = NULL, *err = NULL;
 	size_t recs, arrows = 0;
-	struct rec r;
+	struct ru_rec r;
 
 	record(&r, "step", "calltable");
 	recs = bundle_branch_records(r.bundle);
@@ -717,7 +663,7 @@ Test(views, branches_step, .timeout = 120)
 	cr_assert(ne(ptr, strstr(out, "(work"), NULL), "%s", out);
 	free(out);
 	free(err);
-	rec_free(&r);
+	ru_rec_free(&r);
 }
 
 /* ---- export ------------------------------------------------------------- */
@@ -830,7 +776,7 @@ Test(views, export_all, .timeout = 120)
 	char out[PATH_MAX], *so = NULL, *se = NULL, *text;
 	const char *args[] = { "export", NULL, "--format", NULL, "-o", out,
 			       NULL };
-	struct rec r;
+	struct ru_rec r;
 	size_t n = 0;
 
 	record(&r, "pt-emu", "recurse");
@@ -886,7 +832,7 @@ Test(views, export_all, .timeout = 120)
 		free(so);
 		free(se);
 	}
-	rec_free(&r);
+	ru_rec_free(&r);
 }
 
 Test(views, export_chrome_calltable, .timeout = 120)
@@ -894,7 +840,7 @@ Test(views, export_chrome_calltable, .timeout = 120)
 	char out[PATH_MAX], *so = NULL, *se = NULL;
 	const char *args[] = { "export", NULL, "--format", "chrome", "-o",
 			       out, NULL };
-	struct rec r;
+	struct ru_rec r;
 
 	record(&r, "step", "calltable");
 	args[1] = r.bundle;
@@ -903,7 +849,7 @@ Test(views, export_chrome_calltable, .timeout = 120)
 	chrome_check(out, "op_mul");
 	free(so);
 	free(se);
-	rec_free(&r);
+	ru_rec_free(&r);
 }
 
 /* ---- Bad input ---------------------------------------------------------- */
@@ -923,7 +869,7 @@ Test(views, bad_input, .timeout = 120)
 	const char *badfmt[] = { "script", "x", "--format", "xml", NULL };
 	const char *xbadfmt[] = { "export", "x", "--format", "xml", "-o", out,
 				  NULL };
-	struct rec r;
+	struct ru_rec r;
 
 	record(&r, "step", "loops");
 	snprintf(out, sizeof(out), "%s/out", r.dir);
@@ -964,5 +910,5 @@ Test(views, bad_input, .timeout = 120)
 	cr_assert(eq(int, access(out, F_OK), -1));
 	free(so);
 	free(se);
-	rec_free(&r);
+	ru_rec_free(&r);
 }

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Exit statuses; docs/btrail.1 lists them. */
 enum {
@@ -40,6 +41,28 @@ void err_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 bool progress_tty(void);
 /* CLOCK_MONOTONIC seconds. */
 double now_s(void);
+
+/* What recover and import take: -o BUNDLE and how to write it. */
+struct bundle_args {
+	const char *out;
+	const char *sysroot;
+	bool big_endian;
+	bool with_binaries;
+};
+
+/* The --help lines of those options. */
+extern const char bundle_args_help[];
+
+/*
+ * Parse the options of @cmd ("recover", "import"), which takes one @what
+ * ("SESSION", "PERF.DATA") and -o BUNDLE, into @a; argv[optind] is then
+ * the @what. Returns true to go on; false when the command is done (after
+ * --help, or a bad command line), with its exit status in *@status.
+ * @usage prints the command's usage to its FILE and returns its status.
+ */
+bool parse_bundle_args(int argc, char **argv, const char *cmd,
+		       const char *what, struct bundle_args *a,
+		       int (*usage)(FILE *f, int status), int *status);
 
 int do_caps(int argc, char **argv);
 int do_kmes(int argc, char **argv);

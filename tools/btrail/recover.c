@@ -22,53 +22,26 @@ static int usage(FILE *f, int status)
 		"\n"
 		"Write every event still in the rings of SESSION (the producer\n"
 		"may be dead) as bundle directory BUNDLE (it must not exist).\n"
-		"\n"
-		"  -o, --output BUNDLE   the bundle directory to create\n"
-		"      --big-endian      write big-endian CTF streams\n"
-		"      --with-binaries   copy every mapped binary into images/\n"
-		"      --sysroot DIR     find mapped binaries under DIR\n",
+		"\n",
 		bin_name);
+	fputs(bundle_args_help, f);
 	return status;
 }
 
 int do_recover(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "output",        required_argument, NULL, 'o' },
-		{ "big-endian",    no_argument,       NULL, 'b' },
-		{ "with-binaries", no_argument,       NULL, 'w' },
-		{ "sysroot",       required_argument, NULL, 's' },
-		{ "help",          no_argument,       NULL, 'h' },
-		{ NULL,            0,                 NULL, 0 },
-	};
 	struct bt_bundle_write_opts o = { .sz = sizeof(o) };
-	const char *out = NULL;
-	int c, err;
+	struct bundle_args a;
+	const char *out;
+	int status, err;
 
-	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'o':
-			out = optarg;
-			break;
-		case 'b':
-			o.big_endian = true;
-			break;
-		case 'w':
-			o.with_binaries = true;
-			break;
-		case 's':
-			o.sysroot = optarg;
-			break;
-		case 'h':
-			return usage(stdout, BT_EXIT_OK);
-		default:
-			return usage(stderr, BT_EXIT_USAGE);
-		}
-	}
-	if (optind + 1 != argc || !out) {
-		err_msg("recover: need one SESSION and -o BUNDLE");
-		return usage(stderr, BT_EXIT_USAGE);
-	}
+	if (!parse_bundle_args(argc, argv, "recover", "SESSION", &a, usage,
+			       &status))
+		return status;
+	out = a.out;
+	o.big_endian = a.big_endian;
+	o.with_binaries = a.with_binaries;
+	o.sysroot = a.sysroot;
 	o.progress = progress_tty();
 	err = bt_bundle_write(argv[optind], out, &o);
 	if (err == -ENOENT) {
