@@ -2,8 +2,9 @@
 /*
  * Raw PT decoding against libipt's own test corpus
  * (../shared/testdata/libipt-corpus): every (test, cpu) case with a ptxed
- * expectation, with the block and the instruction decoder, in-process,
- * compared as the reference harness compares (diff -b). Cases Debian's
+ * expectation, with the block and the instruction decoder, in-process
+ * and through `btrail script`, compared as the reference harness
+ * compares (diff -b). Cases Debian's
  * libipt 2.0.5 ptxed passes must pass; the others are counted. A few
  * cases go through `btrail script` too, and hostile input (garbage or
  * truncated traces, missing files) must give clear errors.
@@ -12,6 +13,7 @@
 #include <criterion/new/assert.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,8 +62,8 @@ static int words(char *s, char **argv, int n, int max)
  * "--block-decoder") and compare. Returns 1 on a match, 0 on a
  * mismatch, -1 when it could not run (the reason in @why).
  */
-static int run_case(const char *dir, char **f, const char *dec, char *why,
-		    size_t whylen)
+static int run_case(const char *dir, char **f, const char *dec, bool cli,
+		    char *why, size_t whylen)
 {
 	char cwd[PATH_MAX], path[PATH_MAX], opts[1024], sb[2048];
 	char raw[512], cpu[64], pt[512];
@@ -94,6 +96,30 @@ static int run_case(const char *dir, char **f, const char *dec, char *why,
 	cr_assert(ne(ptr, getcwd(cwd, sizeof(cwd)), NULL));
 	snprintf(path, sizeof(path), "%s/cases/%s", dir, f[2]);
 	cr_assert(eq(int, chdir(path), 0), "chdir %s", path);
+	if (cli) {
+		/* The same command line through `btrail script`. */
+		char *cargv[100], *cerr = NULL;
+
+		cargv[0] = (char *)tu_btrail_bin();
+		cargv[1] = "script";
+		memcpy(cargv + 2, argv, (size_t)argc * sizeof(*argv));
+		cargv[argc + 2] = NULL;
+		err = tu_run(cargv, &out, &cerr);
+		if (err) {
+			snprintf(why, whylen, "exit %d: %.300s", err,
+				 cerr ? cerr : "");
+			err = -EIO;
+		}
+		free(cerr);
+		exp = pc_slurp(f[8], NULL);
+		cr_assert(eq(int, chdir(cwd), 0));
+		if (err) {
+			free(out);
+			free(exp);
+			return -1;
+		}
+		goto compare;
+	}
 	memset(&args, 0, sizeof(args));
 	err = ptd_args_parse(&args, argc, argv);
 	if (err) {
@@ -116,6 +142,7 @@ static int run_case(const char *dir, char **f, const char *dec, char *why,
 		free(exp);
 		return -1;
 	}
+compare:
 	cr_assert(ne(ptr, exp, NULL), "%s/%s", path, f[8]);
 	a = norm(out);
 	b = norm(exp);
@@ -148,7 +175,8 @@ Test(ptraw, corpus)
 			const char *dec = k ? "--block-decoder" :
 					      "--insn-decoder";
 			bool deb = pc_deb_passes(f[15 + k]);
-			int r = run_case(dir, f, dec, why, sizeof(why));
+			int r = run_case(dir, f, dec, false, why,
+					 sizeof(why));
 
 			if (r == -1 && strcmp(f[7], "-") &&
 			    !strcmp(why, strerror(ENOSYS))) {
@@ -184,6 +212,45 @@ Test(ptraw, corpus)
 	cr_assert(eq(int, must_fail, 0));
 	/* The 9 pevent cases (x 2 decoders) run with perf sideband too. */
 	cr_assert(eq(int, unsupported, 0));
+}
+
+/*
+ * The issue's form of the corpus test: every run Debian's libipt 2.0.5
+ * ptxed passes, through the `btrail script` binary in raw mode.
+ */
+Test(ptraw, corpus_through_the_cli, .timeout = 600)
+{
+	const char *dir = pc_corpus();
+	unsigned runs = 0, failed = 0;
+	struct pc_manifest m;
+	char why[1400];
+	char *f[20];
+	int nf;
+
+	if (!tu_btrail_bin())
+		cr_skip_test("BTRAIL_BIN is not set");
+	pc_manifest__open(&m, dir);
+	while ((nf = pc_manifest__next(&m, f, 20))) {
+		if (nf < 17 || !strcmp(f[8], "-"))
+			continue;
+		for (int k = 0; k < 2; k++) {
+			const char *dec = k ? "--block-decoder" :
+					      "--insn-decoder";
+
+			if (!pc_deb_passes(f[15 + k]))
+				continue;
+			runs++;
+			if (run_case(dir, f, dec, true, why, sizeof(why)) != 1) {
+				failed++;
+				cr_log_error("%s %s: %s", f[0], dec, why);
+			}
+		}
+	}
+	pc_manifest__close(&m);
+	printf("ptraw: btrail script: %u of %u runs Debian's 2.0.5 passes "
+	       "pass\n", runs - failed, runs);
+	cr_assert(eq(int, runs, 622));
+	cr_assert(eq(int, failed, 0));
 }
 
 /* ---- the CLI --------------------------------------------------------- */
