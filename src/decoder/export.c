@@ -40,7 +40,6 @@ static int json_item(void *ctx, const struct bt_recon_item *it)
 {
 	struct vw *v = ctx;
 
-	vw_tick(v, it);
 	vw_json_item(v, it);
 	return ferror(v->out) ? -EIO : 0;
 }
@@ -230,7 +229,6 @@ static int chrome_item(void *ctx, const struct bt_recon_item *it)
 {
 	struct chrome *c = ctx;
 
-	vw_tick(&c->v, it);
 	return vw_calls__item(c->calls, it);
 }
 

@@ -20,6 +20,7 @@
  * (bt_ptemu_config()).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <intel-pt.h>
 #include <stdarg.h>
 #include <json-c/json.h>
@@ -28,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "common/opts.h"
@@ -524,10 +526,36 @@ struct rc_run {
 	uint8_t prev_len;
 	uint32_t prev_cls;
 	char text[256];
+	/* progress lines (opts.progress): items seen, when the next is due */
+	uint64_t items;
+	uint64_t next_ns;
+	bool shown;
 };
+
+/*
+ * Now and then, when asked for, a progress line on stderr: a clock read
+ * per 64 Ki items, a line per quarter second, overwritten in place.
+ */
+static void progress(struct rc_run *run, const struct bt_recon_item *it)
+{
+	struct timespec ts;
+	uint64_t now;
+
+	if (!run->r->o.progress || (++run->items & 0xffff))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	if (now < run->next_ns)
+		return;
+	run->next_ns = now + 250000000u;
+	run->shown = true;
+	fprintf(stderr, "\rbtrail: decoding stream %" PRIu32 ": %" PRIu64
+		" items", it->stream, run->items);
+}
 
 static int emit(struct rc_run *run, struct bt_recon_item *it)
 {
+	progress(run, it);
 	if (it->kind == BT_RI_INSN && !(run->what & BT_RECON_INSNS))
 		return 0;
 	if (it->kind == BT_RI_BRANCH && !(run->what & BT_RECON_BRANCHES))
@@ -1117,6 +1145,8 @@ int bt_recon__run(struct bt_recon *r, uint32_t what, bt_recon_fn fn,
 			err = emit_text(&run, BT_RI_TRIGGER, r->trig.ip, "%s",
 					r->trig.reason);
 	}
+	if (run.shown)	/* take the progress line away */
+		fprintf(stderr, "\r%60s\r", "");
 	return err;
 }
 

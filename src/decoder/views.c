@@ -32,7 +32,6 @@ int vw_init(struct vw *v, struct bt_recon *r, FILE *out)
 	v->out = out;
 	v->cache = calloc(VW_SYMCACHE, sizeof(*v->cache));
 	v->dis = ptd_disasm__new();
-	v->progress = r->o.progress;
 	if (!v->cache || !v->dis) {
 		vw_fini(v);
 		return -ENOMEM;
@@ -42,31 +41,10 @@ int vw_init(struct vw *v, struct bt_recon *r, FILE *out)
 
 void vw_fini(struct vw *v)
 {
-	if (v->shown)	/* take the progress line away */
-		fprintf(stderr, "\r%60s\r", "");
-	v->shown = false;
 	free(v->cache);
 	v->cache = NULL;
 	ptd_disasm__free(v->dis);
 	v->dis = NULL;
-}
-
-void vw_tick(struct vw *v, const struct bt_recon_item *it)
-{
-	struct timespec ts;
-	uint64_t now;
-
-	/* a clock read per 64 Ki items, a line per quarter second */
-	if (!v->progress || (++v->items & 0xffff))
-		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-	if (now < v->next_ns)
-		return;
-	v->next_ns = now + 250000000u;
-	v->shown = true;
-	fprintf(stderr, "\rbtrail: decoding stream %" PRIu32 ": %" PRIu64
-		" items", it->stream, v->items);
 }
 
 const struct bt_sym *vw_sym(struct vw *v, int32_t pid, uint64_t addr)
@@ -563,7 +541,6 @@ static int insn_item(void *ctx, const struct bt_recon_item *it)
 	FILE *f = p->v.out;
 	char sym[160], dis[256];
 
-	vw_tick(&p->v, it);
 	if (p->o.format == BT_VIEW_JSON) {
 		vw_json_item(&p->v, it);
 	} else {
@@ -585,7 +562,6 @@ static int branch_item(void *ctx, const struct bt_recon_item *it)
 	FILE *f = p->v.out;
 	char a[160], b[160];
 
-	vw_tick(&p->v, it);
 	if (it->kind == BT_RI_INSN)
 		return 0;
 	if (p->o.format == BT_VIEW_JSON) {
@@ -675,7 +651,6 @@ static int calls_item(void *ctx, const struct bt_recon_item *it)
 {
 	struct pv *p = ctx;
 
-	vw_tick(&p->v, it);
 	return vw_calls__item(p->calls, it);
 }
 

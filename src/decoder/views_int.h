@@ -31,16 +31,10 @@ struct vw {
 	FILE *out;
 	struct ptd_disasm *dis;
 	struct vw_symc *cache;	/* VW_SYMCACHE entries */
-	bool progress;		/* the recon's opts: lines on stderr */
-	bool shown;		/* a progress line is on the screen */
-	uint64_t items;
-	uint64_t next_ns;	/* when the next progress line is due */
 };
 
 int vw_init(struct vw *v, struct bt_recon *r, FILE *out);
 void vw_fini(struct vw *v);
-/* Count an item; now and then a progress line, when asked for. */
-void vw_tick(struct vw *v, const struct bt_recon_item *it);
 
 /* The symbol of @addr (cached); NULL name when unknown. */
 const struct bt_sym *vw_sym(struct vw *v, int32_t pid, uint64_t addr);

@@ -49,7 +49,8 @@ int do_report(int argc, char **argv)
 		{ "help",	  no_argument,	     NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct bt_recon_opts ro = { .sz = sizeof(ro) };
+	struct bt_recon_opts ro = { .sz = sizeof(ro),
+				    .progress = progress_tty() };
 	struct bt_report_opts po = { .sz = sizeof(po) };
 	const char *color = "auto";
 	struct bt_recon *r;
