@@ -447,6 +447,37 @@ BT_API long bt_recon__samples(struct bt_recon *r, bt_sample_fn fn,
 BT_API long bt_recon__print_samples(struct bt_recon *r, FILE *out,
 				    enum bt_view_format format);
 
+/* ---- Parallel raw PT decode ------------------------------------------- */
+
+/*
+ * bt_ptdec__print_parallel() - bt_ptdec__print() on @jobs worker threads
+ * (0: one per CPU the process may use when the trace is over 1 MiB,
+ * else 1), with the same listing byte for byte: the trace is cut at
+ * PSBs into segments of about equal size, each decoded by a worker with
+ * its own libipt decoder and image over the session's section cache,
+ * each checked to join the next (else decoded again with it), and the
+ * listings written to @out in trace order. Sideband, --block:show-blocks,
+ * --event:time, --stat and quiet listings depend on more than a PSB
+ * restates, or cannot be checked: those, one job or a trace with too few
+ * PSBs are decoded on this thread. @stats (may be NULL) gets the sums of
+ * the segments: insn and errors as the single-threaded decode has them;
+ * blocks and syncs count each segment's own (a block cut at a segment's
+ * end is two, each segment synchronises once). Returns
+ * bt_ptdec__print()'s values.
+ */
+BT_API int bt_ptdec__print_parallel(struct bt_ptdec *d, FILE *out,
+				    const struct bt_ptdec_print_opts *opts,
+				    struct bt_ptdec_stats *stats,
+				    unsigned int jobs);
+
+/*
+ * bt_ptdec__count_parallel() - bt_ptdec__count() on @jobs threads (as
+ * above). Returns 0, -EINVAL (no trace, @stats NULL) or -ENOMEM.
+ */
+BT_API int bt_ptdec__count_parallel(struct bt_ptdec *d,
+				    struct bt_ptdec_stats *stats,
+				    unsigned int jobs);
+
 #ifdef __cplusplus
 }
 #endif

@@ -14,6 +14,7 @@
 
 #include "common/opts.h"
 #include "decoder/pt_int.h"
+#include "decoder/pt_par.h"
 
 struct pr {
 	struct bt_ptdec *d;
@@ -23,6 +24,9 @@ struct pr {
 	bool stats;			/* counting for the stat lines */
 	bool st_insn, st_blocks;
 	uint64_t time;
+	struct ptd_seg *seg;		/* a parallel decode's piece, or NULL */
+	uint64_t seg_sync;		/* its PSB, until synchronised there */
+	bool seg_stop;			/* past it: stop */
 	struct pt_insn_decoder *insn;
 	struct pt_block_decoder *blk;
 };
@@ -181,6 +185,61 @@ static int get_offset(struct pr *p, uint64_t *off)
 			pt_insn_get_offset(p->insn, off);
 }
 
+/*
+ * Pieces of a parallel decode (pt_parallel.c, which says why): the
+ * decoder reads on into the next piece's PSB+. At the first event past
+ * it (or a resynchronisation at or after it) the piece is cut: what is
+ * decoded after that goes to the piece's tail, a few instructions that
+ * the stitcher checks against the next piece's head.
+ */
+static int seg_offset(struct pr *p, bool sync, uint64_t *off)
+{
+	if (sync)
+		return p->blk ? pt_blk_get_sync_offset(p->blk, off) :
+				pt_insn_get_sync_offset(p->insn, off);
+	return p->blk ? pt_blk_get_offset(p->blk, off) :
+			pt_insn_get_offset(p->insn, off);
+}
+
+static void seg_cut(struct pr *p, bool sync)
+{
+	struct ptd_seg *s = p->seg;
+	uint64_t off;
+
+	if (!s || s->cut || s->last || seg_offset(p, sync, &off) < 0 ||
+	    off < (sync ? s->psb : s->end))
+		return;
+	/* Past the next piece's PSB+ (at a PSB after it, at an event after
+	 * the PSB after it): no place to cut, stop. */
+	s->cut = sync ? off == s->psb : off < s->next;
+	s->cut_sync = sync;
+	s->st_cut = p->st;
+	p->out = s->tail;
+	if (s->count)
+		p->o.quiet = false;
+	if (!s->cut)
+		p->seg_stop = true;
+}
+
+/* Whether the piece has all it needs; a count-only head goes quiet. */
+static bool seg_full(struct pr *p)
+{
+	struct ptd_seg *s = p->seg;
+
+	if (!s)
+		return false;
+	if (p->seg_stop)
+		return true;
+	if (s->cut)
+		return p->st.insn - s->st_cut.insn >= PTD_SEG_CHECK;
+	if (s->quiet_out && p->st.insn >= PTD_SEG_CHECK) {
+		p->out = s->quiet_out;
+		p->o.quiet = true;
+		s->quiet_out = NULL;
+	}
+	return false;
+}
+
 static void diagnose(struct pr *p, uint64_t ip, const char *kind, int err)
 {
 	uint64_t pos = 0;
@@ -207,6 +266,7 @@ static int drain(struct pr *p, int status)
 		struct pt_event ev;
 		int err;
 
+		seg_cut(p, false);
 		status = p->blk ? pt_blk_event(p->blk, &ev, sizeof(ev)) :
 				  pt_insn_event(p->insn, &ev, sizeof(ev));
 		if (status < 0)
@@ -257,7 +317,15 @@ static void decode_insn(struct pr *p)
 		int status;
 
 		memset(&insn, 0, sizeof(insn));
-		status = pt_insn_sync_forward(p->insn);
+		/* A segment starts at its PSB, not at the first one. */
+		status = p->seg_sync ? pt_insn_sync_set(p->insn, p->seg_sync) :
+				       pt_insn_sync_forward(p->insn);
+		p->seg_sync = 0;
+		/* at the next piece's PSB: the single-threaded decode
+		 * synchronises there as that piece does */
+		if (status >= 0 && p->seg && (seg_cut(p, true), p->seg_stop ||
+					      p->seg->cut))
+			break;
 		if (status >= 0)
 			p->st.syncs++;
 		if (status < 0) {
@@ -268,8 +336,11 @@ static void decode_insn(struct pr *p)
 			diagnose(p, insn.ip, "sync error", status);
 			/* No progress: we never will. */
 			if (pt_insn_get_offset(p->insn, &new_sync) < 0 ||
-			    new_sync <= sync)
+			    new_sync <= sync) {
+				if (p->seg)
+					p->seg->halt = true;
 				break;
+			}
 			sync = new_sync;
 			continue;
 		}
@@ -280,7 +351,8 @@ static void decode_insn(struct pr *p)
 			if (status < 0)
 				break;
 			if (status & pts_eos) {
-				if (!(status & pts_ip_suppressed) && !p->o.quiet)
+				if (!(status & pts_ip_suppressed) &&
+				    !p->o.quiet && (!p->seg || p->seg->last))
 					fputs("[end of trace]\n", p->out);
 				status = -pte_eos;
 				break;
@@ -295,6 +367,10 @@ static void decode_insn(struct pr *p)
 			p->st.insn++;
 			if (status < 0)
 				break;
+			if (p->seg && seg_full(p)) {
+				status = -pte_eos;
+				break;
+			}
 		}
 		if (!status)
 			status = -pte_internal;
@@ -416,7 +492,14 @@ static void decode_block(struct pr *p)
 		int status;
 
 		memset(&block, 0, sizeof(block));
-		status = pt_blk_sync_forward(p->blk);
+		status = p->seg_sync ? pt_blk_sync_set(p->blk, p->seg_sync) :
+				       pt_blk_sync_forward(p->blk);
+		p->seg_sync = 0;
+		/* at the next piece's PSB: the single-threaded decode
+		 * synchronises there as that piece does */
+		if (status >= 0 && p->seg && (seg_cut(p, true), p->seg_stop ||
+					      p->seg->cut))
+			break;
 		if (status >= 0)
 			p->st.syncs++;
 		if (status < 0) {
@@ -426,8 +509,11 @@ static void decode_block(struct pr *p)
 				break;
 			diagnose_block(p, "sync error", status, &block);
 			if (pt_blk_get_offset(p->blk, &new_sync) < 0 ||
-			    new_sync <= sync)
+			    new_sync <= sync) {
+				if (p->seg)
+					p->seg->halt = true;
 				break;
+			}
 			sync = new_sync;
 			continue;
 		}
@@ -438,7 +524,8 @@ static void decode_block(struct pr *p)
 			if (status < 0)
 				break;
 			if (status & pts_eos) {
-				if (!(status & pts_ip_suppressed) && !p->o.quiet)
+				if (!(status & pts_ip_suppressed) &&
+				    !p->o.quiet && (!p->seg || p->seg->last))
 					fputs("[end of trace]\n", p->out);
 				status = -pte_eos;
 				break;
@@ -452,6 +539,10 @@ static void decode_block(struct pr *p)
 				print_block(p, &block);
 			if (status < 0)
 				break;
+			if (p->seg && seg_full(p)) {
+				status = -pte_eos;
+				break;
+			}
 		}
 		if (!status)
 			status = -pte_internal;
@@ -461,9 +552,9 @@ static void decode_block(struct pr *p)
 	}
 }
 
-int bt_ptdec__print(struct bt_ptdec *d, FILE *out,
-		    const struct bt_ptdec_print_opts *opts,
-		    struct bt_ptdec_stats *stats)
+int ptd_print(struct bt_ptdec *d, FILE *out,
+	      const struct bt_ptdec_print_opts *opts,
+	      struct bt_ptdec_stats *stats, struct ptd_seg *seg)
 {
 	struct pt_config conf;
 	struct pr p;
@@ -475,6 +566,10 @@ int bt_ptdec__print(struct bt_ptdec *d, FILE *out,
 	err = bt_opts_copy(&p.o, sizeof(p.o), opts);
 	if (err)
 		return err;
+	if (seg && (seg->begin >= d->trace_size || seg->stop > d->trace_size ||
+		    seg->psb < seg->begin || seg->end < seg->psb ||
+		    seg->stop < seg->end || (!seg->last && !seg->tail)))
+		return -EINVAL;
 	p.d = d;
 	p.out = out;
 	if (p.o.stat) {
@@ -491,13 +586,24 @@ int bt_ptdec__print(struct bt_ptdec *d, FILE *out,
 		if (!d->dis)
 			return -ENOMEM;
 	}
-	if (d->cpu_err)
+	if (d->cpu_err && (!seg || !seg->begin))
 		fprintf(out, "[0, 0: config error: %s]\n",
 			pt_errstr(pt_errcode(d->cpu_err)));
 
 	conf = d->conf;
 	conf.begin = d->trace;
 	conf.end = d->trace + d->trace_size;
+	/* A segment of a parallel decode (pt_parallel.c): the decoder sees
+	 * the trace end after the next segment's PSB+ and then some. */
+	if (seg) {
+		conf.end = d->trace + seg->stop;
+		p.seg = seg;
+		p.seg_sync = seg->begin;
+		if (seg->count) {
+			p.o.quiet = false;
+			p.o.no_inst = true;
+		}
+	}
 	if (d->o.kind == BT_PTDEC_BLOCK) {
 		p.blk = pt_blk_alloc_decoder(&conf);
 		if (!p.blk)
@@ -546,4 +652,11 @@ out:
 	pt_blk_free_decoder(p.blk);
 	pt_insn_free_decoder(p.insn);
 	return err;
+}
+
+int bt_ptdec__print(struct bt_ptdec *d, FILE *out,
+		    const struct bt_ptdec_print_opts *opts,
+		    struct bt_ptdec_stats *stats)
+{
+	return ptd_print(d, out, opts, stats, NULL);
 }

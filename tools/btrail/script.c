@@ -17,6 +17,7 @@
 
 #include "btrail.h"
 #include "decoder/pt_args.h"
+#include "decoder/pt_par.h"
 
 static int bundle_usage(FILE *f, int status)
 {
@@ -76,6 +77,9 @@ static int usage(FILE *f, int status)
 "  --pevent:sysroot DIR  --pevent:vdso-x64|x32|ia32 FILE\n"
 "  --sb:compact  --sb:verbose  --sb:offset  --sb:filename  --sb:time\n"
 "  --sb:switch  --sb:warn\n"
+"Parallel decode:\n"
+"  -j N, --jobs N   decode on N threads (default: one per CPU for a trace\n"
+"                   over 1 MiB; 1: single-threaded); same listing\n"
 "\n"
 "Exit status: 0 decoded (decode errors are part of the listing),\n"
 "1 the trace or a file could not be read, 2 bad command line.\n",
@@ -224,7 +228,8 @@ int do_script(int argc, char **argv)
 {
 	struct bt_ptdec_stats st = { 0 };
 	struct ptd_args a;
-	int err;
+	long jobs = 0;
+	int err, nargs = 1;
 
 	/* btrail script PERF.DATA: script_perf.c */
 	for (int i = 1; i < argc; i++) {
@@ -249,6 +254,28 @@ int do_script(int argc, char **argv)
 		}
 		return bundle_script(argc, argv);
 	}
+	/* -j N / --jobs N are ours, not ptxed's: take them out first. */
+	for (int i = 1; i < argc; i++) {
+		char *rest;
+
+		if (strcmp(argv[i], "-j") && strcmp(argv[i], "--jobs")) {
+			argv[nargs++] = argv[i];
+			continue;
+		}
+		if (i + 1 >= argc) {
+			err_msg("script: %s: missing argument", argv[i]);
+			return BT_EXIT_USAGE;
+		}
+		errno = 0;
+		jobs = strtol(argv[i + 1], &rest, 10);
+		if (errno || *rest || jobs < 1 || jobs > 1024) {
+			err_msg("script: %s: bad number of jobs '%s' (1..1024)",
+				argv[i], argv[i + 1]);
+			return BT_EXIT_USAGE;
+		}
+		i++;
+	}
+	argc = nargs;
 	memset(&a, 0, sizeof(a));
 	err = ptd_args_parse(&a, argc - 1, argv + 1);
 	if (err == -ENOMEM) {
@@ -271,7 +298,9 @@ int do_script(int argc, char **argv)
 		ptd_args_free(&a);
 		return BT_EXIT_USAGE;
 	}
-	err = ptd_args_run(&a, stdout, &st);
+	if (jobs > 1 && a.nr_pev)
+		err_msg("script: note: perf sideband: decoding on one thread");
+	err = ptd_args_run_jobs(&a, stdout, &st, (unsigned int)jobs);
 	if (!err && !st.syncs)
 		err_msg("script: warning: no PSB found in the trace %s: "
 			"nothing could be decoded", a.pt);
