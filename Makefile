@@ -55,7 +55,8 @@ LIBS	:= $(PKG_LIBS) -lipt -lpthread
 LIB_SRC	:= $(sort $(wildcard src/common/*.c src/ds/*.c src/collector/*.c \
 			     src/decoder/*.c))
 CLI_SRC	:= $(sort $(wildcard tools/btrail/*.c))
-TEST_SRC := $(sort $(filter-out tests/helpers/% tests/progs/%,$(wildcard tests/*/*.c)))
+TEST_SRC := $(sort $(filter-out tests/helpers/% tests/progs/% tests/fuzz/%,\
+		$(wildcard tests/*/*.c)))
 TEST_HELPER_SRC := $(sort $(wildcard tests/helpers/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 # Programs the step/pt-emu tests and benchmarks trace: built plainly (no
@@ -169,10 +170,15 @@ uninstall:
 	$(Q)cd docs && for m in *.1; do rm -f $(DESTDIR)$(MANDIR)/man1/$$m; done
 	$(Q)cd docs && for m in *.7; do rm -f $(DESTDIR)$(MANDIR)/man7/$$m; done
 
+# libFuzzer harnesses (clang), each run FUZZ_TIME seconds: docs/fuzzing.md.
+fuzz fuzz-build:
+	$(Q)$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk $@
+
 clean:
 	$(Q)rm -rf build build-san
 
-.PHONY: all deps check test demo bench install uninstall clean btrail.pc
+.PHONY: all deps check test demo bench install uninstall clean btrail.pc \
+	fuzz fuzz-build
 .DELETE_ON_ERROR:
 .SECONDARY:
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) \

@@ -494,8 +494,12 @@ static int elf_load(const struct bt_recon *r, const char *path,
 	f->elf = elf_memory((char *)f->data, f->size);
 	err = -BT_ERRNO_FORMAT;
 	if (!f->path || !f->elf || elf_kind(f->elf) != ELF_K_ELF ||
-	    elf_getphdrnum(f->elf, &nph) < 0)
+	    elf_getphdrnum(f->elf, &nph) < 0) {
+		/* else only "not found" is said, of the recorded path */
+		pr_warn("%s: offset 0: not a readable ELF file (%zu bytes): "
+			"not used\n", path, f->size);
 		goto fail;
+	}
 	elf_build_id(f->elf, id, sizeof(id));
 	if (want_id && *want_id && *id && strcmp(id, want_id)) {
 		pr_warn("%s: build-id %s, not the recorded %s: not used\n",

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <btrail/errno.h>
@@ -136,6 +137,33 @@ struct elf_file {
 	Elf *elf;
 };
 
+/* Whether @ef's section header table lies outside the file (logged). */
+static bool elf_section_table_bad(const struct elf_file *ef,
+				  const char *path)
+{
+	GElf_Ehdr eh;
+	struct stat st;
+	uint64_t end;
+
+	if (!gelf_getehdr(ef->elf, &eh) || fstat(ef->fd, &st) < 0) {
+		pr_debug("elfsym: %s: offset 0: bad ELF header: %s\n", path,
+			 elf_errmsg(-1));
+		return true;
+	}
+	if (!eh.e_shoff)
+		return false;
+	end = eh.e_shoff + (uint64_t)eh.e_shnum * eh.e_shentsize;
+	if (end < eh.e_shoff || end > (uint64_t)st.st_size) {
+		/* e_shoff is at offset 32 (ELF32) or 40 (ELF64) */
+		pr_debug("elfsym: %s: offset %d: section headers at offset %"
+			 PRIu64 " end past the file's %" PRIu64 " bytes\n",
+			 path, eh.e_ident[EI_CLASS] == ELFCLASS32 ? 32 : 40,
+			 (uint64_t)eh.e_shoff, (uint64_t)st.st_size);
+		return true;
+	}
+	return false;
+}
+
 static int elf_file_open(struct elf_file *ef, const char *path)
 {
 	ef->elf = NULL;
@@ -150,6 +178,14 @@ static int elf_file_open(struct elf_file *ef, const char *path)
 	if (!ef->elf || elf_kind(ef->elf) != ELF_K_ELF) {
 		pr_debug("elfsym: %s: not an ELF file: %s\n", path,
 			 elf_errmsg(-1));
+		elf_end(ef->elf);
+		close(ef->fd);
+		ef->elf = NULL;
+		return -BT_ERRNO_FORMAT;
+	}
+	/* libelf reads section headers lazily and a table past the end
+	 * reads as none: "no such symbol" for a damaged file. Say so. */
+	if (elf_section_table_bad(ef, path)) {
 		elf_end(ef->elf);
 		close(ef->fd);
 		ef->elf = NULL;
