@@ -6,7 +6,7 @@ set -eu
 
 PKGS="build-essential pkg-config libipt-dev libcapstone-dev libelf-dev
 libdw-dev libnuma-dev libmsgpack-dev uuid-dev libcriterion-dev babeltrace2
-libjson-c-dev clang libclang-rt-14-dev"
+libjson-c-dev clang libclang-rt-14-dev gdb"
 
 missing=""
 for p in $PKGS; do
