@@ -258,12 +258,26 @@ static char *print_j(struct bt_ptdec *d, unsigned int jobs,
 	return out;
 }
 
+/*
+ * Lines of @s starting with @prefix. memchr over a known length: strchr
+ * on a listing of megabytes is quadratic under ASan's
+ * strict_string_checks (each call measures the rest of the string).
+ */
 static size_t lines(const char *s, const char *prefix)
 {
-	size_t n = 0, k = strlen(prefix);
+	size_t n = 0, k = strlen(prefix), left = strlen(s);
+	const char *l = s;
 
-	for (const char *l = s; l && *l; l = strchr(l, '\n'), l += !!l)
-		n += !strncmp(l, prefix, k);
+	while (left) {
+		const char *nl = memchr(l, '\n', left);
+		size_t len = nl ? (size_t)(nl - l) : left;
+
+		n += len >= k && !memcmp(l, prefix, k);
+		if (!nl)
+			break;
+		left -= len + 1;
+		l = nl + 1;
+	}
 	return n;
 }
 
