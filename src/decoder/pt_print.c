@@ -258,6 +258,53 @@ static void diagnose(struct pr *p, uint64_t ip, const char *kind, int err)
 	}
 }
 
+/*
+ * A loop of direct branches runs without reading trace (libipt follows
+ * them from the code alone), so a hostile or wrong image can keep the
+ * decoder busy for ever; ptxed would hang. Every PTD_STUCK_CHECK
+ * instructions the trace offset is compared with the last one: after
+ * PTD_STUCK_MAX instructions without progress an error line says so and
+ * decoding resynchronises at the next PSB.
+ */
+#define PTD_STUCK_CHECK	(1u << 16)
+#define PTD_STUCK_MAX	(1u << 22)
+#define PTD_STUCK	(-100000)	/* not a libipt error code */
+
+struct stuck {
+	uint64_t count;		/* instructions since the last check */
+	uint64_t same;		/* instructions at the same offset */
+	uint64_t off;
+};
+
+/* Count @n instructions; true when the decoder is stuck (see above). */
+static bool stuck(struct pr *p, struct stuck *s, uint64_t n)
+{
+	uint64_t off = 0;
+
+	s->count += n;
+	if (s->count < PTD_STUCK_CHECK)
+		return false;
+	if (get_offset(p, &off) < 0 || off != s->off) {
+		s->off = off;
+		s->same = 0;
+	} else {
+		s->same += s->count;
+	}
+	s->count = 0;
+	return s->same >= PTD_STUCK_MAX;
+}
+
+static void stuck_line(struct pr *p, uint64_t ip)
+{
+	uint64_t pos = 0;
+
+	p->st.errors++;
+	(void)get_offset(p, &pos);
+	fprintf(p->out, "[%" PRIx64 ", %" PRIx64 ": error: no trace for %u "
+		"instructions: a loop of direct branches]\n", pos, ip,
+		PTD_STUCK_MAX);
+}
+
 /* Events pending at @status: print them, feed the sideband. */
 static int drain(struct pr *p, int status)
 {
@@ -310,6 +357,7 @@ static void print_insn_line(struct pr *p, uint64_t ip, bool speculative,
 
 static void decode_insn(struct pr *p)
 {
+	struct stuck sk = { 0 };
 	uint64_t sync = 0;
 
 	for (;;) {
@@ -371,6 +419,15 @@ static void decode_insn(struct pr *p)
 				status = -pte_eos;
 				break;
 			}
+			if (stuck(p, &sk, 1)) {
+				status = PTD_STUCK;
+				break;
+			}
+		}
+		if (status == PTD_STUCK) {
+			stuck_line(p, insn.ip);
+			memset(&sk, 0, sizeof(sk));
+			continue;	/* to the next PSB */
 		}
 		if (!status)
 			status = -pte_internal;
@@ -485,6 +542,7 @@ static void print_block(struct pr *p, const struct pt_block *block)
 
 static void decode_block(struct pr *p)
 {
+	struct stuck sk = { 0 };
 	uint64_t sync = 0;
 
 	for (;;) {
@@ -543,6 +601,15 @@ static void decode_block(struct pr *p)
 				status = -pte_eos;
 				break;
 			}
+			if (stuck(p, &sk, block.ninsn)) {
+				status = PTD_STUCK;
+				break;
+			}
+		}
+		if (status == PTD_STUCK) {
+			stuck_line(p, block.end_ip);
+			memset(&sk, 0, sizeof(sk));
+			continue;	/* to the next PSB */
 		}
 		if (!status)
 			status = -pte_internal;

@@ -807,6 +807,7 @@ static int pt_decode(struct rc_run *run, const struct rc_stream *s,
 	struct pt_insn_decoder *id = NULL;
 	struct pt_image *img;
 	bool blk = r->o.kind != BT_PTDEC_INSN;
+	uint64_t stuck_n, stuck_same, stuck_off;
 	int status, err = 0;
 
 	if (pt_config_for(r, &c) < 0)
@@ -822,6 +823,7 @@ static int pt_decode(struct rc_run *run, const struct rc_stream *s,
 	img = blk ? pt_blk_get_image(bd) : pt_insn_get_image(id);
 	rc_image_fill(r, pid, img);
 	run->prev = false;
+	stuck_n = stuck_same = stuck_off = 0;
 	for (;;) {
 		uint64_t off = 0;
 
@@ -894,6 +896,37 @@ static int pt_decode(struct rc_run *run, const struct rc_stream *s,
 			}
 			if (err)
 				goto out;
+			/*
+			 * A loop of direct branches needs no trace and
+			 * libipt follows it for ever (a wrong or hostile
+			 * image): after 4 Mi instructions at one trace
+			 * offset, an error, and on at the next PSB.
+			 */
+			if (status >= 0 &&
+			    (stuck_n += blk ? b.ninsn : 1) >= (1u << 16)) {
+				uint64_t now = 0;
+
+				if (blk)
+					pt_blk_get_offset(bd, &now);
+				else
+					pt_insn_get_offset(id, &now);
+				stuck_same = now == stuck_off ?
+					     stuck_same + stuck_n : 0;
+				stuck_off = now;
+				stuck_n = 0;
+				if (stuck_same >= (1u << 22)) {
+					stuck_same = 0;
+					err = emit_text(run, BT_RI_ERROR, b.ip,
+						"[%llx, %llx: error: no trace "
+						"for 4194304 instructions: a "
+						"loop of direct branches]",
+						(unsigned long long)now,
+						(unsigned long long)b.ip);
+					if (err)
+						goto out;
+					break;	/* to the next PSB */
+				}
+			}
 			if (status < 0) {
 				if (status == -pte_eos)
 					break;

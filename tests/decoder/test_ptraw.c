@@ -495,3 +495,52 @@ Test(ptraw, garbage_and_truncated)
 	}
 	free(trace);
 }
+
+/*
+ * A loop of direct branches needs no trace, so libipt follows it for
+ * ever: the fuzzer's input tests/fuzz/regress/pt-directloop (u16 code
+ * length, code at 0x100000, trace). The decode must end, with an error
+ * line that says why, with both decoders.
+ */
+Test(ptraw, a_loop_of_direct_branches_ends_with_an_error, .timeout = 60)
+{
+	char path[PATH_MAX], *code_path;
+	size_t len = 0, clen;
+	uint8_t *in;
+	const char *src = getenv("BTRAIL_SRCDIR");
+
+	snprintf(path, sizeof(path), "%s/tests/fuzz/regress/pt-directloop",
+		 src ? src : ".");
+	in = (uint8_t *)pc_slurp(path, &len);
+	cr_assert(ne(ptr, in, NULL), "%s", path);
+	clen = in[0] | (size_t)in[1] << 8;
+	cr_assert(lt(sz, 2 + clen, len));
+	code_path = tmpfile_with(in + 2, clen);
+	for (int k = 0; k < 2; k++) {
+		struct bt_ptdec_opts o = { .sz = sizeof(o),
+			.kind = k ? BT_PTDEC_INSN : BT_PTDEC_BLOCK };
+		struct bt_ptdec_print_opts po = { .sz = sizeof(po),
+						  .no_inst = true };
+		struct bt_ptdec_stats st;
+		struct bt_ptdec *d = bt_ptdec__new(&o);
+		char *out = NULL;
+		size_t outlen = 0;
+		FILE *mem = open_memstream(&out, &outlen);
+
+		cr_assert(ne(ptr, d, NULL));
+		cr_assert(eq(int, bt_ptdec__add_file(d, code_path, 0, 0,
+						     0x100000), 0));
+		cr_assert(eq(int, bt_ptdec__set_trace_mem(d, in + 2 + clen,
+							  len - 2 - clen), 0));
+		cr_assert(eq(int, bt_ptdec__print(d, mem, &po, &st), 0));
+		fclose(mem);
+		cr_assert(ge(u64, st.errors, 1));
+		cr_assert(ne(ptr, strstr(out, "a loop of direct branches"),
+			     NULL));
+		free(out);
+		bt_ptdec__free(d);
+	}
+	unlink(code_path);
+	free(code_path);
+	free(in);
+}
