@@ -19,6 +19,7 @@
 
 #include <btrail/common.h>
 #include <btrail/events.h>
+#include <btrail/kmes.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -49,6 +50,16 @@ struct bt_bundle_write_opts {
  */
 BT_API int bt_bundle_write(const char *session, const char *out,
 			   const struct bt_bundle_write_opts *opts);
+
+/*
+ * bt_bundle_write_reader() - the same from a reader the caller made (for
+ * instance over rings btraild passed as descriptors); reads it to its end
+ * and leaves it open. @session names the capture in the bundle's
+ * metadata.
+ */
+BT_API int bt_bundle_write_reader(struct bt_kmes_reader *r,
+				  const char *session, const char *out,
+				  const struct bt_bundle_write_opts *opts);
 
 /* ---- The format (docs/bundle.md) ---------------------------------------- */
 

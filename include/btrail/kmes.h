@@ -213,6 +213,16 @@ BT_API void *kmes_map(int fd, uint64_t capacity);
  */
 BT_API int kmes_unmap(void *base, uint64_t capacity);
 
+/*
+ * bt_kmes_map_fds() - kmes_map() for a ring whose consumer page is not
+ * reachable by path: both files came as descriptors (btraild passes them
+ * over its socket to clients that may not open the session directory).
+ * @wake_fd must be the ring's own consumer page (the inode the ring
+ * records): else NULL with errno ESTALE. Neither fd is kept; errors as
+ * kmes_map(), plus EBADF for either fd.
+ */
+BT_API void *bt_kmes_map_fds(int ring_fd, int wake_fd, uint64_t capacity);
+
 /* ---- Producer: sessions ------------------------------------------------ */
 
 struct bt_kmes_session;	/* opaque; the producer's handle */
@@ -595,6 +605,25 @@ bt_kmes_reader__new(const char *session,
  */
 BT_API struct bt_kmes_reader *
 bt_kmes_reader__new_mapped(void *base, uint64_t capacity, uint32_t slot);
+
+/*
+ * How a reader attaches slot @slot of a session it cannot reach by name:
+ * 0 with a read-only ring fd, that ring's consumer-page fd and the
+ * capacity (the reader takes both fds), or a negative errno (-ENOENT or
+ * -ESTALE: the slot or session is gone).
+ */
+typedef int (*bt_kmes_attach_fn)(void *ctx, uint32_t slot, int *ring_fd,
+				 int *wake_fd, uint64_t *capacity);
+
+/*
+ * bt_kmes_reader__new_attach() - a reader over slots 0..@nslots-1 (or
+ * opts->slot alone) attached through @fn, called again to follow a
+ * generation change (§4.5: the new ring is read on from the last sequence
+ * read). It does not discover slots added later. NULL with errno.
+ */
+BT_API struct bt_kmes_reader *
+bt_kmes_reader__new_attach(uint32_t nslots, bt_kmes_attach_fn fn, void *ctx,
+			   const struct bt_kmes_reader_opts *opts);
 
 /* NULL is a no-op. Unmaps and closes everything the reader attached. */
 BT_API void bt_kmes_reader__free(struct bt_kmes_reader *r);

@@ -457,14 +457,33 @@ static int write_metadata(struct writer *w, const char *session)
 int bt_bundle_write(const char *session, const char *out,
 		    const struct bt_bundle_write_opts *opts)
 {
+	struct bt_kmes_reader *r;
+	struct stat sb;
+	int err;
+
+	if (!session || !out)
+		return -EINVAL;
+	if (lstat(out, &sb) == 0)
+		return -EEXIST;
+	r = bt_kmes_reader__new(session, NULL);
+	if (!r)
+		return -errno;
+	err = bt_bundle_write_reader(r, session, out, opts);
+	bt_kmes_reader__free(r);
+	return err;
+}
+
+int bt_bundle_write_reader(struct bt_kmes_reader *r, const char *session,
+			   const char *out,
+			   const struct bt_bundle_write_opts *opts)
+{
 	struct writer w = { 0 };
-	struct bt_kmes_reader *r = NULL;
 	char tmp[PATH_MAX], sub[PATH_MAX + 8], uuid[37];
 	struct stat sb;
 	uint32_t n;
 	int err;
 
-	if (!session || !out)
+	if (!r || !session || !out)
 		return -EINVAL;
 	err = bt_opts_copy(&w.o, sizeof(w.o), opts);
 	if (err)
@@ -477,14 +496,8 @@ int bt_bundle_write(const char *session, const char *out,
 	    (int)sizeof(tmp))
 		return -ENAMETOOLONG;
 
-	r = bt_kmes_reader__new(session, NULL);
-	if (!r)
+	if (mkdir(tmp, 0755) < 0)
 		return -errno;
-	if (mkdir(tmp, 0755) < 0) {
-		err = -errno;
-		bt_kmes_reader__free(r);
-		return err;
-	}
 	w.dir = tmp;
 	snprintf(sub, sizeof(sub), "%s/ctf", tmp);
 	if (mkdir(sub, 0755) < 0) {
@@ -554,6 +567,5 @@ out:
 	free(w.s);
 	free(w.ev.p);
 	bw_json__free(w.json);
-	bt_kmes_reader__free(r);
 	return err;
 }

@@ -186,6 +186,32 @@ void *kmes_map(int fd, uint64_t capacity)
 	return base;
 }
 
+void *bt_kmes_map_fds(int ring_fd, int wake_fd, uint64_t capacity)
+{
+	unsigned char page[KMES_PAGE_SIZE];
+	struct stat st;
+	uint64_t cap;
+	int err;
+
+	if (ring_fd < 0 || fcntl(ring_fd, F_GETFD) < 0 ||
+	    wake_fd < 0 || fcntl(wake_fd, F_GETFD) < 0)
+		return errno = EBADF, NULL;
+	if (!kmes_capacity_valid(capacity))
+		return errno = EINVAL, NULL;
+	err = check_ring_fd(ring_fd, "ring", &cap);
+	if (err)
+		return errno = -err, NULL;
+	if (cap != capacity)
+		return errno = EINVAL, NULL;
+	if (pread(ring_fd, page, sizeof(page), 0) != (ssize_t)sizeof(page))
+		return errno = EPROTO, NULL;
+	/* The ring names its consumer page by inode: a stranger is refused. */
+	if (fstat(wake_fd, &st) < 0 || st.st_size != KMES_PAGE_SIZE ||
+	    (uint64_t)st.st_ino != bt_le64(page + BT_KMES_XOFF_WAKE_INO))
+		return errno = ESTALE, NULL;
+	return kmes_map_layout(ring_fd, wake_fd, capacity, false);
+}
+
 int kmes_unmap(void *base, uint64_t capacity)
 {
 	if (!base || !kmes_capacity_valid(capacity)) {

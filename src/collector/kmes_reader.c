@@ -75,7 +75,9 @@ struct rslot {
 };
 
 struct bt_kmes_reader {
-	char *session;			/* NULL: a borrowed mapping */
+	char *session;			/* NULL: a borrowed mapping, or */
+	bt_kmes_attach_fn attach;	/* attached through this */
+	void *attach_ctx;
 	bool all;
 	bool from_now;
 	uint32_t spin_us;
@@ -116,14 +118,33 @@ static void rslot_use(struct rslot *s, int fd, void *base, uint64_t cap)
 	s->bstart = s->bend = s->bwp = 0;	/* no burst of this ring yet */
 }
 
-static int rslot_map(const char *session, uint32_t index, int *fd_out,
-		     void **base_out, uint64_t *cap_out)
+static int rslot_map(const struct bt_kmes_reader *r, uint32_t index,
+		     int *fd_out, void **base_out, uint64_t *cap_out)
 {
 	uint64_t cap;
 	void *base;
 	int fd;
 
-	fd = kmes_attach(session, index, &cap);
+	if (r->attach) {
+		int wfd = -1, err;
+
+		fd = -1;
+		err = r->attach(r->attach_ctx, index, &fd, &wfd, &cap);
+		if (err)
+			return err < 0 ? err : -EINVAL;
+		base = bt_kmes_map_fds(fd, wfd, cap);
+		err = errno;
+		close(wfd);
+		if (!base) {
+			close(fd);
+			return -err;
+		}
+		*fd_out = fd;
+		*base_out = base;
+		*cap_out = cap;
+		return 0;
+	}
+	fd = kmes_attach(r->session, index, &cap);
 	if (fd < 0)
 		return -errno;
 	base = kmes_map(fd, cap);
@@ -164,7 +185,7 @@ static int reader_add(struct bt_kmes_reader *r, uint32_t index)
 	err = reader_grow(r, r->n + 1);
 	if (err)
 		return err;
-	err = rslot_map(r->session, index, &fd, &base, &cap);
+	err = rslot_map(r, index, &fd, &base, &cap);
 	if (err)
 		return err;
 	s = &r->slots[r->n++];
@@ -236,6 +257,38 @@ out_free:
 	bt_kmes_reader__free(r);
 	errno = -err;
 	return NULL;
+}
+
+struct bt_kmes_reader *
+bt_kmes_reader__new_attach(uint32_t nslots, bt_kmes_attach_fn fn, void *ctx,
+			   const struct bt_kmes_reader_opts *opts)
+{
+	struct bt_kmes_reader_opts o;
+	struct bt_kmes_reader *r;
+	int err;
+
+	if (!fn)
+		return errno = EINVAL, NULL;
+	err = bt_opts_copy(&o, sizeof(o), opts);
+	if (err)
+		return errno = -err, NULL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->attach = fn;
+	r->attach_ctx = ctx;
+	r->from_now = o.from_now;
+	r->spin_us = o.spin_us;
+	if (o.one_slot)
+		err = reader_add(r, o.slot);
+	for (uint32_t i = 0; !o.one_slot && i < nslots && !err; i++)
+		err = reader_add(r, i);
+	if (err) {
+		bt_kmes_reader__free(r);
+		errno = -err;
+		return NULL;
+	}
+	return r;
 }
 
 struct bt_kmes_reader *bt_kmes_reader__new_mapped(void *base, uint64_t capacity,
@@ -522,7 +575,7 @@ static int rslot_reattach(struct bt_kmes_reader *r, struct rslot *s)
 	void *base;
 	int fd, err;
 
-	err = rslot_map(r->session, s->index, &fd, &base, &cap);
+	err = rslot_map(r, s->index, &fd, &base, &cap);
 	if (err == -ENOENT || err == -EINVAL || err == -ESTALE) {
 		s->dead = true;		/* the session was destroyed */
 		s->st.alive = false;
@@ -573,7 +626,7 @@ static int rslot_idle(struct bt_kmes_reader *r, struct rslot *s)
 	/* Not while the positions are inconsistent: reading gets nowhere. */
 	if (wp != s->rp && !s->stuck && !s->bad_positions)
 		return 1;
-	if (!r->session) {		/* a borrowed mapping: cannot follow */
+	if (!r->session && !r->attach) {	/* borrowed: cannot follow */
 		s->gen = gen;
 		return 0;
 	}
