@@ -116,6 +116,13 @@ struct bt_step_stats {
 
 BT_API void bt_step__stats(const struct bt_step *s, struct bt_step_stats *st);
 
+/*
+ * bt_step__stop() - from another thread: make bt_step__run() end soon as
+ * it does at max_insns (an attached process is detached and runs on; a
+ * spawned one runs to its end untraced). Async-signal-safe.
+ */
+BT_API void bt_step__stop(struct bt_step *s);
+
 /* Kill the process if still alive, detach, free. NULL is a no-op. */
 BT_API void bt_step__free(struct bt_step *s);
 

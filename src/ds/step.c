@@ -488,3 +488,9 @@ void bt_step__free(struct bt_step *s)
 	bt_ptemu__free(s->pe);
 	free(s);
 }
+
+void bt_step__stop(struct bt_step *s)
+{
+	if (s)
+		bt_stepper__stop(s->eng);
+}

@@ -499,8 +499,10 @@ static int check_limit(struct bt_stepper *st, const struct bt_step_thread *t)
 {
 	int err;
 
-	if (!st->opts.max_insns || st->counts.insns < st->opts.max_insns ||
-	    st->phase != PH_STEP)
+	if (st->phase != PH_STEP)
+		return 0;
+	if ((!st->opts.max_insns || st->counts.insns < st->opts.max_insns) &&
+	    !atomic_load_explicit(&st->stop, memory_order_relaxed))
 		return 0;
 	err = emit_end(st, t->tid, st->sink_ip);
 	return err < 0 ? err : enter_post(st);
@@ -968,4 +970,10 @@ int bt_stepper__run(struct bt_stepper *st, const struct bt_step_sink *sink,
 		return err;
 	}
 	return emit_end(st, st->sink_tid, st->sink_ip);
+}
+
+void bt_stepper__stop(struct bt_stepper *st)
+{
+	if (st)
+		atomic_store_explicit(&st->stop, true, memory_order_relaxed);
 }

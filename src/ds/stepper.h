@@ -124,6 +124,12 @@ void bt_stepper__counts(const struct bt_stepper *st,
 			struct bt_stepper_counts *out);
 
 /* Kill the process if alive, reap it, free. NULL is a no-op. */
+/*
+ * Ask a running bt_stepper__run() (from another thread; async-signal-safe)
+ * to end as at max_insns: a process we attached to is detached and goes
+ * on, one we started runs to its end untraced.
+ */
+void bt_stepper__stop(struct bt_stepper *st);
 void bt_stepper__free(struct bt_stepper *st);
 
 #endif /* BT_DS_STEPPER_H */

@@ -13,6 +13,7 @@
 #define BT_DS_STEPPER_INT_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -72,6 +73,7 @@ struct bt_stepper {
 	bool seized;		/* attached (PTRACE_SEIZE), not spawned */
 	bool ran;
 	bool dying;		/* exit_group or a fatal signal: all will exit */
+	atomic_bool stop;	/* bt_stepper__stop(): end as at max_insns */
 	enum bt_step_phase phase;
 	struct bt_stepper_opts opts;
 
