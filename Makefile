@@ -53,8 +53,8 @@ ALL_LDFLAGS := $(LDFLAGS) $(SAN_FLAGS)
 LIBS	:= $(PKG_LIBS) -lipt -lpthread
 
 LIB_SRC	:= $(sort $(wildcard src/common/*.c src/ds/*.c src/collector/*.c \
-			     src/decoder/*.c))
-CLI_SRC	:= $(sort $(wildcard tools/btrail/*.c))
+			     src/decoder/*.c src/broker/*.c))
+CLI_SRC	:= $(sort $(wildcard tools/btrail/*.c tools/btraild/*.c))
 TEST_SRC := $(sort $(filter-out tests/helpers/% tests/progs/% tests/fuzz/%,\
 		$(wildcard tests/*/*.c)))
 TEST_HELPER_SRC := $(sort $(wildcard tests/helpers/*.c))

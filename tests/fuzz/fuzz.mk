@@ -22,7 +22,8 @@ FZ_WARN		:= -Wall -Wextra -Wshadow -Wstrict-prototypes -Wvla -Werror
 FZ_LIBS		:= $(shell $(PKG_CONFIG) --libs $(FZ_PKGS)) -lipt -lpthread
 
 FZ_LIB_SRC	:= $(sort $(wildcard src/common/*.c src/ds/*.c \
-				     src/collector/*.c src/decoder/*.c))
+				     src/collector/*.c src/decoder/*.c \
+				     src/broker/*.c))
 FZ_LIB_OBJ	:= $(FZ_LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
 FZ_SRC		:= $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FZ_NAMES	:= $(FZ_SRC:tests/fuzz/fuzz_%.c=%)
