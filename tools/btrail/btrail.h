@@ -74,6 +74,11 @@ int do_recover(int argc, char **argv);
 int do_script(int argc, char **argv);
 int do_report(int argc, char **argv);
 int do_import(int argc, char **argv);
+int do_daemon(int argc, char **argv);
+struct bt_record_opts;
+/* btrail record --daemon (record_daemon.c): returns the exit status. */
+int record_via_daemon(const struct bt_record_opts *o, const char *socket);
+int do_status(int argc, char **argv);
 /* btrail script PERF.DATA (script_perf.c); argv as do_script()'s. */
 int script_perfdata(int argc, char **argv);
 /* Whether @path is a regular file that starts with perf.data's magic. */

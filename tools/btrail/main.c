@@ -36,6 +36,8 @@ static const struct cmd cmds[] = {
 	{ "script",	do_script,	"a bundle's instructions, branches or calls; raw PT (--pt)" },
 	{ "export",	do_export,	"write a bundle as JSON Lines, Chrome trace JSON or CTF" },
 	{ "import",	do_import,	"turn a perf.data file (perf record -e intel_pt//) into a bundle" },
+	{ "daemon",	do_daemon,	"run btraild, the broker that shares the trace hardware" },
+	{ "status",	do_status,	"ask btraild who holds what: tracers, sessions, charges" },
 	{ "version",	do_version,	"print the version" },
 	{ "help",	do_help,	"print this help" },
 	{ NULL,		NULL,		NULL },

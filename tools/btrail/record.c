@@ -63,6 +63,10 @@ static int usage(FILE *f, int status)
 		"                          becomes true, over all rings:\n"
 		"                          unread>=N, lost>=N (bytes),\n"
 		"                          lost-events>=N, rate>=N (events/s)\n"
+		"      --daemon            record through btraild (btrail daemon),\n"
+		"                          sharing its hardware sessions with\n"
+		"                          other tracers of the same target\n"
+		"      --socket PATH       btraild's socket (implies --daemon)\n"
 		"  -h, --help              this help\n"
 		"\n"
 		"While it runs, SIGUSR2 (or '%s snapshot SESSION') writes a\n"
@@ -136,7 +140,7 @@ static void describe(int st, char *buf, size_t len)
 int do_record(int argc, char **argv)
 {
 	enum { O_MODE = 256, O_START, O_BINS, O_SESSION, O_KEEP, O_MAX,
-	       O_RING, O_WHEN };
+	       O_RING, O_WHEN, O_DAEMON, O_SOCKET };
 	static const struct option opts[] = {
 		{ "event",         required_argument, NULL, 'e' },
 		{ "pid",           required_argument, NULL, 'p' },
@@ -152,6 +156,8 @@ int do_record(int argc, char **argv)
 		{ "max-insns",     required_argument, NULL, O_MAX },
 		{ "ring-size",     required_argument, NULL, O_RING },
 		{ "snapshot-when", required_argument, NULL, O_WHEN },
+		{ "daemon",        no_argument,       NULL, O_DAEMON },
+		{ "socket",        required_argument, NULL, O_SOCKET },
 		{ "help",          no_argument,       NULL, 'h' },
 		{ NULL,            0,                 NULL, 0 },
 	};
@@ -159,6 +165,8 @@ int do_record(int argc, char **argv)
 				    .facility = BT_RECORD_AUTO };
 	struct sigaction sa;
 	char what[64], *end;
+	const char *socket = NULL;
+	bool daemon = false;
 	int c, err, status;
 
 	while ((c = getopt_long(argc, argv, "+e:p:aC:m:o:h", opts,
@@ -236,6 +244,13 @@ int do_record(int argc, char **argv)
 		case O_WHEN:
 			o.snapshot_when = optarg;	/* checked by the library */
 			break;
+		case O_DAEMON:
+			daemon = true;
+			break;
+		case O_SOCKET:
+			socket = optarg;
+			daemon = true;
+			break;
 		case O_MAX:
 			if (parse_count(optarg, &o.max_insns)) {
 				err_msg("record: bad count '%s'", optarg);
@@ -267,6 +282,8 @@ int do_record(int argc, char **argv)
 	}
 	if (!o.output && rotate_default())
 		return BT_EXIT_FAIL;
+	if (daemon)
+		return record_via_daemon(&o, socket);
 
 	the_record = bt_record__new(&o);
 	if (!the_record) {
