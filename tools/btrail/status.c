@@ -130,6 +130,21 @@ static void print_table(json_object *st)
 	}
 	if (!ss || !json_object_array_length(ss))
 		printf("(none)\n");
+
+	if (json_object_object_get_ex(st, "orphans", &ss) &&
+	    json_object_array_length(ss)) {
+		printf("\nrings left by an earlier daemon (btrail recover RING "
+		       "-o BUNDLE; a new request for the target writes on "
+		       "into them):\n");
+		for (size_t i = 0; i < json_object_array_length(ss); i++) {
+			json_object *o = json_object_array_get_idx(ss, i), *tg;
+
+			json_object_object_get_ex(o, "target", &tg);
+			printf("  %s  %s %s %lld (%s)\n", jstr(o, "ring"),
+			       jstr(o, "facility"), jstr(tg, "kind"),
+			       (long long)jint(tg, "id"), jstr(o, "mode"));
+		}
+	}
 }
 
 int do_status(int argc, char **argv)

@@ -91,6 +91,19 @@ struct bd_client {
 	struct bd_client *next;
 };
 
+/*
+ * A ring session a dead daemon left (listed in the state file beside the
+ * socket): recoverable with `btrail recover`, and adopted by the first
+ * capture of the same facility, mode and target, which goes on writing
+ * into it (sequences continue), so clients that kept it mapped read on.
+ */
+struct bd_orphan {
+	char ring[64];
+	uint32_t facility, mode;
+	struct bt_target target;
+	struct bd_orphan *next;
+};
+
 struct bd_opts {
 	const char *socket;	/* NULL: bt_broker_socket_path() */
 	const char *backend;	/* "auto", "perf", "sim" */
@@ -113,6 +126,8 @@ struct bd_daemon {
 	struct bd_client *clients;
 	uint32_t nclients;
 	struct bd_capture *caps_list;
+	struct bd_orphan *orphans;
+	char state_path[128];
 	uint64_t next_grant, next_capture;
 	time_t started;
 	uint64_t epoch;		/* ring names: btraild-<epoch>-<id> */
@@ -121,6 +136,14 @@ struct bd_daemon {
 /* server.c */
 int bd_run(const struct bd_opts *opts);
 void bd_stop(void);		/* async-signal-safe */
+
+/* state.c */
+void bd_state_load(struct bd_daemon *d);
+void bd_state_save(struct bd_daemon *d);
+/* The orphan ring for a new capture like this one, taken off the list. */
+struct bd_orphan *bd_orphan_take(struct bd_daemon *d, uint32_t facility,
+				 uint32_t mode, struct bt_target target);
+void bd_orphans_free(struct bd_daemon *d);
 
 /* capture.c */
 int bd_capture_for(struct bd_daemon *d, struct bt_ds_view *part,

@@ -265,6 +265,7 @@ void bd_capture_end(struct bd_capture *c)
 		}
 	}
 	free(c);
+	bd_state_save(d);
 }
 
 int bd_capture_for(struct bd_daemon *d, struct bt_ds_view *part,
@@ -273,7 +274,9 @@ int bd_capture_for(struct bd_daemon *d, struct bt_ds_view *part,
 {
 	struct bt_pmu_event *ev = bt_ds_view__event(part);
 	struct bt_kmes_session_opts ko = { .sz = sizeof(ko) };
+	struct bd_orphan *orphan;
 	struct bd_capture *c;
+	bool adopted = false;
 	int ret;
 
 	c = bd_capture_find(d, ev);
@@ -305,14 +308,33 @@ int bd_capture_for(struct bd_daemon *d, struct bt_ds_view *part,
 		ko.kind = BT_KMES_RING_CPU;
 		ko.slots = 1;
 	}
-	c->ks = bt_kmes_session__create(c->ring, &ko);
+	orphan = bd_orphan_take(d, facility, mode, c->target);
+	if (orphan) {
+		/* An earlier daemon's rings: write on into them. */
+		c->ks = bt_kmes_session__open(orphan->ring, NULL);
+		if (c->ks) {
+			snprintf(c->ring, sizeof(c->ring), "%s", orphan->ring);
+			adopted = bt_kmes_session__slots(c->ks) == 1;
+			if (!adopted) {
+				bt_kmes_session__close(c->ks);
+				c->ks = NULL;
+			} else if (!d->o.quiet) {
+				pr_info("btraild: capture %llu goes on in ring "
+					"session %s", (unsigned long long)c->id,
+					c->ring);
+			}
+		}
+		free(orphan);
+	}
+	if (!c->ks)
+		c->ks = bt_kmes_session__create(c->ring, &ko);
 	if (!c->ks) {
 		ret = -errno;
 		snprintf(err, errlen, "creating ring session %s: %s", c->ring,
 			 strerror(errno));
 		goto fail;
 	}
-	if (c->target.kind == BT_TARGET_TASK) {
+	if (c->target.kind == BT_TARGET_TASK && !adopted) {
 		ret = bt_kmes_session__add_slot(c->ks, (uint32_t)c->target.id);
 		if (ret < 0) {
 			snprintf(err, errlen, "adding the ring of task %d: %s",
@@ -343,6 +365,7 @@ int bd_capture_for(struct bd_daemon *d, struct bt_ds_view *part,
 		}
 	}
 	*out = c;
+	bd_state_save(d);
 	return 0;
 fail:
 	bd_capture_end(c);

@@ -618,6 +618,23 @@ static void pack_status(struct bd_daemon *d, msgpack_packer *pk)
 		kv_u64(pk, "slots", 1);
 		kv_bool(pk, "ended", c->frozen);
 	}
+
+	ncap = 0;
+	for (struct bd_orphan *o = d->orphans; o; o = o->next)
+		ncap++;
+	bt_proto_pack_key(pk, "orphans");
+	msgpack_pack_array(pk, ncap);
+	for (struct bd_orphan *o = d->orphans; o; o = o->next) {
+		msgpack_pack_map(pk, 4);
+		kv_str(pk, "ring", o->ring);
+		kv_str(pk, "facility", bt_facility_name(o->facility));
+		kv_str(pk, "mode", o->mode == BT_MODE_SNAPSHOT ? "snapshot" :
+				   "stream");
+		bt_proto_pack_key(pk, "target");
+		msgpack_pack_map(pk, 2);
+		kv_str(pk, "kind", kind_name(o->target.kind));
+		kv_i64(pk, "id", o->target.id);
+	}
 }
 
 static int op_status(struct bd_daemon *d, struct bd_client *cl,
@@ -628,7 +645,7 @@ static int op_status(struct bd_daemon *d, struct bd_client *cl,
 
 	bt_proto_buf__init(&b);
 	bt_proto_buf__packer(&b, &pk);
-	bt_proto_reply__begin(&pk, r->id, 3);
+	bt_proto_reply__begin(&pk, r->id, 4);
 	pack_status(d, &pk);
 	return send_buf(cl, &b, NULL, 0);
 }
@@ -900,6 +917,8 @@ static void teardown(struct bd_daemon *d)
 		client_close(d, d->clients);
 	while (d->caps_list)
 		bd_capture_end(d->caps_list);
+	bd_state_save(d);
+	bd_orphans_free(d);
 	bt_ds__free(d->ds);
 	bt_pmu__free(d->pmu);
 	if (d->lfd >= 0) {
@@ -939,6 +958,9 @@ int bd_run(const struct bd_opts *opts)
 		err = listen_on(&d);
 	if (err)
 		goto out;
+	snprintf(d.state_path, sizeof(d.state_path), "%s.state", d.sock_path);
+	bd_state_load(&d);
+	bd_state_save(&d);
 	d.efd = epoll_create1(EPOLL_CLOEXEC);
 	d.quit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (d.efd < 0 || d.quit_fd < 0) {
