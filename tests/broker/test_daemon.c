@@ -761,3 +761,100 @@ Test(daemon, a_hundred_thousand_hostile_messages_crash_nothing, .timeout = 600)
 	td_stop(&t, SIGTERM);
 	ru_rmrf(t.dir);
 }
+
+/* ---- btrail record --daemon ---------------------------------------------- */
+
+/* Start `btrail record --daemon -e step -p @pid -o @out`, stderr to @log. */
+static pid_t record_daemon(const struct td *t, pid_t pid, const char *out,
+			   const char *log)
+{
+	const char *bin = ru_bin();
+	char spid[16];
+	pid_t r = fork();
+
+	cr_assert(r >= 0);
+	if (r == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fd >= 0)
+			dup2(fd, 2);
+		snprintf(spid, sizeof(spid), "%d", (int)pid);
+		execl(bin, bin, "record", "--socket", t->sock, "-e", "step",
+		      "-p", spid, "-o", out, (char *)NULL);
+		_exit(127);
+	}
+	return r;
+}
+
+static bool file_has(const char *path, const char *needle)
+{
+	static char buf[1 << 20];
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	return strstr(buf, needle) != NULL;
+}
+
+Test(daemon, two_record_daemon_runs_on_one_target_share_one_session,
+     .timeout = 120)
+{
+	char out[2][160], log[2][160], json_key[64], *json = NULL;
+	struct bt_broker *b;
+	pid_t target, rec[2];
+	int st, sessions = 0;
+	struct td t;
+
+	td_start(&t, "bd-record");
+	target = spawn_spin();
+	for (int i = 0; i < 2; i++) {
+		snprintf(out[i], sizeof(out[i]), "%s/b%d.bundle", t.dir, i);
+		snprintf(log[i], sizeof(log[i]), "%s/rec%d.log", t.dir, i);
+		rec[i] = record_daemon(&t, target, out[i], log[i]);
+		/* The second asks once the first owns the session. */
+		for (int k = 0; i == 0 && k < 250 &&
+		     !file_has(log[0], "owning session"); k++)
+			sleep_ms(20);
+	}
+	for (int k = 0; k < 250 && !file_has(log[1], "sharing session"); k++)
+		sleep_ms(20);
+	cr_assert(file_has(log[0], "owning session 1"), "first recorder "
+		  "did not own the session");
+	cr_assert(file_has(log[1], "sharing session 1"), "second recorder "
+		  "did not share it");
+
+	/* One hardware session, two tracers on it. */
+	b = td_connect(&t, "check");
+	cr_assert(eq(int, bt_broker__status_json(b, &json), 0));
+	for (const char *p = json; (p = strstr(p, "\"facility\": \"step\""));
+	     p++)
+		sessions++;
+	cr_assert(eq(int, sessions, 1), "%s", json);
+	snprintf(json_key, sizeof(json_key), "\"owner_pid\": %d", (int)rec[0]);
+	cr_assert(ne(ptr, strstr(json, json_key), NULL), "%s", json);
+	free(json);
+	bt_broker__close(b);
+
+	/* The target ends: both write their bundle of the same trace. */
+	kill(target, SIGTERM);
+	waitpid(target, &st, 0);
+	for (int i = 0; i < 2; i++) {
+		char json_path[400];
+
+		bool exited;
+
+		cr_assert(eq(int, waitpid(rec[i], &st, 0), rec[i]));
+		exited = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+		cr_assert(exited, "recorder %d: status %#x", i, st);
+		snprintf(json_path, sizeof(json_path), "%s/btrail.json",
+			 out[i]);
+		cr_assert(eq(int, access(json_path, F_OK), 0), "%s", json_path);
+		cr_assert(file_has(json_path, "\"trigger\""), "%s has no "
+			  "trigger", json_path);
+	}
+	td_stop(&t, SIGTERM);
+	ru_rmrf(t.dir);
+}
