@@ -78,6 +78,16 @@ static int detach(int *ready_w)
 	}
 	close(p[0]);
 	setsid();
+	/* Nothing to read; log lines still go to stderr (redirect it). */
+	{
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			close(null);
+		}
+	}
 	*ready_w = p[1];
 	return 0;
 }
