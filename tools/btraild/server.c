@@ -30,6 +30,7 @@
 #include "btraild.h"
 
 #define BD_DEFAULT_RING		(4ull << 20)
+#define BD_MAX_RING		(64ull << 20)
 #define BD_MAX_CLIENTS		1024u
 #define BD_MAX_ATTACH		(BT_PROTO_MAX_FDS / 2)
 
@@ -335,6 +336,13 @@ static int op_request(struct bd_daemon *d, struct bd_client *cl,
 	      bt_perm__may_trace_cpu(&cl->peer, d->o.procfs, msg, sizeof(msg));
 	if (err)
 		return reply_error(cl, r->id, -err, msg, 0, NULL);
+	/* Rings are the daemon's memory, not charged to anyone: bounded. */
+	if (r->ring_bytes > BD_MAX_RING) {
+		snprintf(msg, sizeof(msg), "ring_bytes %llu is over this "
+			 "daemon's limit of %llu", (unsigned long long)
+			 r->ring_bytes, (unsigned long long)BD_MAX_RING);
+		return reply_error(cl, r->id, EINVAL, msg, 0, NULL);
+	}
 	if (stepped && !d->sim) {
 		snprintf(msg, sizeof(msg), "%s needs the sim backend; this "
 			 "daemon runs the perf backend (btrail daemon "
@@ -375,6 +383,8 @@ static int op_request(struct bd_daemon *d, struct bd_client *cl,
 	g->ncap = n ? n : 1;
 	g->cap = calloc(g->ncap, sizeof(*g->cap));
 	err = g->cap ? 0 : -ENOMEM;
+	if (!g->cap)
+		g->ncap = 0;	/* grant_release() walks cap[] */
 	g->next = cl->grants;
 	cl->grants = g;
 	for (uint32_t i = 0; !err && i < g->ncap; i++) {
