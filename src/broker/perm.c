@@ -305,6 +305,46 @@ static int status_line(char *line, struct proc_status *st, unsigned *have,
 }
 
 /*
+ * @procfs/@pid/@name, a text file, into a malloc'd *@buf (STATUS_MAX
+ * bytes at most; *@full when there was more) with its owner in *@owner
+ * (may be NULL). Returns 0, or -ESRCH (no such process), -EIO (unreadable
+ * or not text), -ENAMETOOLONG, -ENOMEM with @err saying which file.
+ * @path (PATH_MAX bytes) gets the file's path for later messages.
+ */
+static int proc_text(const char *procfs, pid_t pid, const char *name,
+		     char *path, char **buf, bool *full, uid_t *owner,
+		     char *err, size_t errlen)
+{
+	int n;
+
+	*buf = NULL;
+	if (make_path(path, PATH_MAX, procfs, "%d/%s", (int)pid, name)) {
+		say(err, errlen, "procfs path %s is too long", procfs);
+		return -ENAMETOOLONG;
+	}
+	*buf = malloc(STATUS_MAX);
+	if (!*buf) {
+		say(err, errlen, "out of memory reading %s", path);
+		return -ENOMEM;
+	}
+	n = read_file_owned(path, *buf, STATUS_MAX, full, owner);
+	if (n == -ENOENT || n == -ESRCH) {
+		say(err, errlen, "no process %d (%s: %s)", (int)pid, path,
+		    strerror(-n));
+		return -ESRCH;
+	}
+	if (n < 0) {
+		say(err, errlen, "cannot read %s: %s", path, strerror(-n));
+		return -EIO;
+	}
+	if (has_binary(*buf, (size_t)n)) {
+		say(err, errlen, "%s: not a text file", path);
+		return -EIO;
+	}
+	return 0;
+}
+
+/*
  * Read and parse @procfs/@pid/status. -ESRCH when there is no such
  * process, -EIO (with @err naming the file and line) when it is malformed.
  */
@@ -315,35 +355,13 @@ static int status_read(const char *procfs, pid_t pid, struct proc_status *st,
 	const char *bad = NULL;
 	unsigned have = 0, lineno = 0;
 	bool full;
-	int n, ret = 0;
+	int ret;
 
 	memset(st, 0, sizeof(*st));
-	if (make_path(path, sizeof(path), procfs, "%d/status", (int)pid)) {
-		say(err, errlen, "procfs path %s is too long", procfs);
-		return -ENAMETOOLONG;
-	}
-	buf = malloc(STATUS_MAX);
-	if (!buf) {
-		say(err, errlen, "out of memory reading %s", path);
-		return -ENOMEM;
-	}
-	n = read_file_owned(path, buf, STATUS_MAX, &full, &st->owner);
-	if (n == -ENOENT || n == -ESRCH) {
-		say(err, errlen, "no process %d (%s: %s)", (int)pid, path,
-		    strerror(-n));
-		ret = -ESRCH;
+	ret = proc_text(procfs, pid, "status", path, &buf, &full, &st->owner,
+			err, errlen);
+	if (ret)
 		goto out_free;
-	}
-	if (n < 0) {
-		say(err, errlen, "cannot read %s: %s", path, strerror(-n));
-		ret = -EIO;
-		goto out_free;
-	}
-	if (has_binary(buf, (size_t)n)) {
-		say(err, errlen, "%s: not a text file", path);
-		ret = -EIO;
-		goto out_free;
-	}
 	for (line = buf; *line; line = nl + 1) {
 		lineno++;
 		nl = strchr(line, '\n');
@@ -439,30 +457,12 @@ static int limits_read(const char *procfs, pid_t pid, uint64_t *soft,
 	const char *v;
 	unsigned lineno = 0;
 	bool full;
-	int n, ret;
+	int ret;
 
-	if (make_path(path, sizeof(path), procfs, "%d/limits", (int)pid)) {
-		say(err, errlen, "procfs path %s is too long", procfs);
-		return -ENAMETOOLONG;
-	}
-	buf = malloc(STATUS_MAX);
-	if (!buf) {
-		say(err, errlen, "out of memory reading %s", path);
-		return -ENOMEM;
-	}
-	n = read_small(path, buf, STATUS_MAX, &full);
-	if (n == -ENOENT || n == -ESRCH) {
-		say(err, errlen, "no process %d (%s: %s)", (int)pid, path,
-		    strerror(-n));
-		ret = -ESRCH;
+	ret = proc_text(procfs, pid, "limits", path, &buf, &full, NULL, err,
+			errlen);
+	if (ret)
 		goto out_free;
-	}
-	if (n < 0 || has_binary(buf, (size_t)(n < 0 ? 0 : n))) {
-		say(err, errlen, "cannot read %s: %s", path,
-		    n < 0 ? strerror(-n) : "not a text file");
-		ret = -EIO;
-		goto out_free;
-	}
 	ret = -EIO;
 	say(err, errlen, "%s: no \"%s\" line", path, key);
 	for (line = buf; *line; line = nl + 1) {

@@ -61,8 +61,9 @@ const char *bt_proto_op_name(uint32_t op)
 	return op > 0 && op < BT_OP__COUNT ? op_names[op] : NULL;
 }
 
-__attribute__((format(printf, 3, 4)))
-static int proto_err(char *err, size_t errlen, const char *fmt, ...)
+/* Format @fmt into @err (if any) and return @ret. */
+__attribute__((format(printf, 4, 5)))
+static int say_ret(int ret, char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -71,8 +72,11 @@ static int proto_err(char *err, size_t errlen, const char *fmt, ...)
 		vsnprintf(err, errlen, fmt, ap);
 		va_end(ap);
 	}
-	return -EINVAL;
+	return ret;
 }
+
+/* A malformed request: -EINVAL. */
+#define proto_err(err, errlen, ...) say_ret(-EINVAL, err, errlen, __VA_ARGS__)
 
 /* @s (@n bytes, hostile) as printable ASCII, cut short, for a message. */
 static const char *proto_quote(const char *s, size_t n, char *buf,
@@ -849,18 +853,8 @@ void bt_proto_reply__error(msgpack_packer *pk, uint64_t id, int errnum,
 	}
 }
 
-__attribute__((format(printf, 3, 4)))
-static int reply_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EPROTO;
-}
+/* A malformed reply: -EPROTO. */
+#define reply_err(err, errlen, ...) say_ret(-EPROTO, err, errlen, __VA_ARGS__)
 
 enum { EK_ID, EK_OK, EK_ERRNO, EK_ERROR, EK__COUNT };
 static const char *const env_keys[EK__COUNT] = {

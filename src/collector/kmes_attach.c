@@ -158,24 +158,39 @@ static int open_wake(int fd, uint64_t want_ino)
 	return wfd;
 }
 
+/*
+ * Check that @fd is an open, sound ring of @capacity and read its
+ * producer page into @page. 0 or a negative errno (kmes_map()'s).
+ */
+static int ring_page(int fd, uint64_t capacity,
+		     unsigned char page[KMES_PAGE_SIZE])
+{
+	uint64_t cap;
+	int err;
+
+	if (fd < 0 || fcntl(fd, F_GETFD) < 0)
+		return -EBADF;
+	if (!kmes_capacity_valid(capacity))
+		return -EINVAL;
+	err = check_ring_fd(fd, "ring", &cap);
+	if (err)
+		return err;
+	if (cap != capacity)
+		return -EINVAL;
+	if (pread(fd, page, KMES_PAGE_SIZE, 0) != KMES_PAGE_SIZE)
+		return -EPROTO;
+	return 0;
+}
+
 void *kmes_map(int fd, uint64_t capacity)
 {
 	unsigned char page[KMES_PAGE_SIZE];
-	uint64_t cap;
 	void *base;
 	int wfd, err;
 
-	if (fd < 0 || fcntl(fd, F_GETFD) < 0)
-		return errno = EBADF, NULL;
-	if (!kmes_capacity_valid(capacity))
-		return errno = EINVAL, NULL;
-	err = check_ring_fd(fd, "ring", &cap);
+	err = ring_page(fd, capacity, page);
 	if (err)
 		return errno = -err, NULL;
-	if (cap != capacity)
-		return errno = EINVAL, NULL;
-	if (pread(fd, page, sizeof(page), 0) != (ssize_t)sizeof(page))
-		return errno = EPROTO, NULL;
 	wfd = open_wake(fd, bt_le64(page + BT_KMES_XOFF_WAKE_INO));
 	if (wfd < 0)
 		return errno = -wfd, NULL;
@@ -190,21 +205,13 @@ void *bt_kmes_map_fds(int ring_fd, int wake_fd, uint64_t capacity)
 {
 	unsigned char page[KMES_PAGE_SIZE];
 	struct stat st;
-	uint64_t cap;
 	int err;
 
-	if (ring_fd < 0 || fcntl(ring_fd, F_GETFD) < 0 ||
-	    wake_fd < 0 || fcntl(wake_fd, F_GETFD) < 0)
+	if (wake_fd < 0 || fcntl(wake_fd, F_GETFD) < 0)
 		return errno = EBADF, NULL;
-	if (!kmes_capacity_valid(capacity))
-		return errno = EINVAL, NULL;
-	err = check_ring_fd(ring_fd, "ring", &cap);
+	err = ring_page(ring_fd, capacity, page);
 	if (err)
 		return errno = -err, NULL;
-	if (cap != capacity)
-		return errno = EINVAL, NULL;
-	if (pread(ring_fd, page, sizeof(page), 0) != (ssize_t)sizeof(page))
-		return errno = EPROTO, NULL;
 	/* The ring names its consumer page by inode: a stranger is refused. */
 	if (fstat(wake_fd, &st) < 0 || st.st_size != KMES_PAGE_SIZE ||
 	    (uint64_t)st.st_ino != bt_le64(page + BT_KMES_XOFF_WAKE_INO))

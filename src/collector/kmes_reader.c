@@ -123,10 +123,10 @@ static int rslot_map(const struct bt_kmes_reader *r, uint32_t index,
 {
 	uint64_t cap;
 	void *base;
-	int fd;
+	int fd, err;
 
 	if (r->attach) {
-		int wfd = -1, err;
+		int wfd = -1;
 
 		fd = -1;
 		err = r->attach(r->attach_ctx, index, &fd, &wfd, &cap);
@@ -134,23 +134,16 @@ static int rslot_map(const struct bt_kmes_reader *r, uint32_t index,
 			return err < 0 ? err : -EINVAL;
 		base = bt_kmes_map_fds(fd, wfd, cap);
 		err = errno;
-		close(wfd);
-		if (!base) {
-			close(fd);
-			return -err;
-		}
-		*fd_out = fd;
-		*base_out = base;
-		*cap_out = cap;
-		return 0;
+		close(wfd);		/* the mapping keeps the page */
+		errno = err;
+	} else {
+		fd = kmes_attach(r->session, index, &cap);
+		if (fd < 0)
+			return -errno;
+		base = kmes_map(fd, cap);
 	}
-	fd = kmes_attach(r->session, index, &cap);
-	if (fd < 0)
-		return -errno;
-	base = kmes_map(fd, cap);
 	if (!base) {
-		int err = -errno;
-
+		err = -errno;
 		close(fd);
 		return err;
 	}
@@ -204,40 +197,61 @@ static void reader_topology_seen(struct bt_kmes_reader *r)
 						   memory_order_acquire);
 }
 
-struct bt_kmes_reader *bt_kmes_reader__new(const char *session,
-					   const struct bt_kmes_reader_opts *opts)
+/* A reader with @opts applied (copied into *@o) and no slot yet. */
+static struct bt_kmes_reader *reader_alloc(const struct bt_kmes_reader_opts *opts,
+					   struct bt_kmes_reader_opts *o)
 {
-	struct bt_kmes_reader_opts o;
 	struct bt_kmes_reader *r;
-	uint64_t nr;
-	int err;
+	int err = bt_opts_copy(o, sizeof(*o), opts);
 
-	if (!session)
-		return errno = EINVAL, NULL;
-	err = bt_opts_copy(&o, sizeof(o), opts);
 	if (err)
 		return errno = -err, NULL;
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return NULL;
+	r->all = !o->one_slot;
+	r->from_now = o->from_now;
+	r->spin_us = o->spin_us;
+	return r;
+}
+
+/* Attach @o->slot, or slots 0..@nslots-1. */
+static int reader_add_first(struct bt_kmes_reader *r,
+			    const struct bt_kmes_reader_opts *o, uint64_t nslots)
+{
+	int err = 0;
+
+	if (o->one_slot)
+		return reader_add(r, o->slot);
+	for (uint64_t i = 0; i < nslots && !err; i++)
+		err = reader_add(r, (uint32_t)i);
+	return err;
+}
+
+struct bt_kmes_reader *bt_kmes_reader__new(const char *session,
+					   const struct bt_kmes_reader_opts *opts)
+{
+	struct bt_kmes_reader_opts o;
+	struct bt_kmes_reader *r;
+	uint64_t nr = 0;
+	int err;
+
+	if (!session)
+		return errno = EINVAL, NULL;
+	r = reader_alloc(opts, &o);
+	if (!r)
+		return NULL;
 	r->session = strdup(session);
-	r->all = !o.one_slot;
-	r->from_now = o.from_now;
-	r->spin_us = o.spin_us;
 	if (!r->session) {
 		err = -ENOMEM;
 		goto out_free;
 	}
-	if (o.one_slot) {
-		err = reader_add(r, o.slot);
-	} else {
-		if (kmes_attach(session, KMES_ATTACH_QUERY_SLOTS, &nr) < 0) {
-			err = -errno;
-			goto out_free;
-		}
-		for (uint32_t i = 0; i < nr && !err; i++)
-			err = reader_add(r, i);
+	if (!o.one_slot &&
+	    kmes_attach(session, KMES_ATTACH_QUERY_SLOTS, &nr) < 0) {
+		err = -errno;
+		goto out_free;
 	}
+	err = reader_add_first(r, &o, nr);
 	if (err)
 		goto out_free;
 	reader_topology_seen(r);
@@ -269,20 +283,13 @@ bt_kmes_reader__new_attach(uint32_t nslots, bt_kmes_attach_fn fn, void *ctx,
 
 	if (!fn)
 		return errno = EINVAL, NULL;
-	err = bt_opts_copy(&o, sizeof(o), opts);
-	if (err)
-		return errno = -err, NULL;
-	r = calloc(1, sizeof(*r));
+	r = reader_alloc(opts, &o);
 	if (!r)
 		return NULL;
 	r->attach = fn;
 	r->attach_ctx = ctx;
-	r->from_now = o.from_now;
-	r->spin_us = o.spin_us;
-	if (o.one_slot)
-		err = reader_add(r, o.slot);
-	for (uint32_t i = 0; !o.one_slot && i < nslots && !err; i++)
-		err = reader_add(r, i);
+	r->all = false;		/* its slots are fixed: no topology to follow */
+	err = reader_add_first(r, &o, nslots);
 	if (err) {
 		bt_kmes_reader__free(r);
 		errno = -err;

@@ -38,6 +38,7 @@
 #include <btrail/notify.h>
 #include <btrail/step.h>
 
+#include "collector/record_int.h"
 #include "common/log.h"
 #include "common/opts.h"
 
@@ -812,6 +813,30 @@ static bool still_running(pid_t pid)
 	return rp && rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X';
 }
 
+bool bt_step_trigger(struct bt_trigger *t, const struct bt_step *s, pid_t pid,
+		     bool attached)
+{
+	const struct bt_step_fault *f = s ? bt_step__fault(s) : NULL;
+
+	fill_exit_trigger(t, pid, s ? bt_step__status(s) : 0);
+	if (f) {
+		t->reason = "signal";
+		t->tid = f->tid;
+		t->signo = f->signo;
+		t->code = f->code;
+		t->addr = f->addr;
+		t->ip = f->ip;
+		t->has_regs = true;
+		t->regs = f->regs;
+		return false;
+	}
+	if (attached && still_running(pid)) {
+		t->reason = "stop";
+		return true;
+	}
+	return false;
+}
+
 /* ---- step and pt-emu: the sim backend ------------------------------- */
 
 static int run_step(struct bt_record *r)
@@ -821,7 +846,6 @@ static int run_step(struct bt_record *r)
 		.sz = sizeof(sto), .facility = (uint32_t)r->facility,
 		.start_at = r->o.start_at, .max_insns = r->o.max_insns,
 	};
-	const struct bt_step_fault *f;
 	struct bt_step *s = NULL;
 	struct bt_target tgt;
 	struct bt_trigger t;
@@ -885,23 +909,9 @@ static int run_step(struct bt_record *r)
 		pr_warn("record: stepping pid %d: %s", (int)r->pid,
 			strerror(-err));
 	r->status = bt_step__status(s);
-	f = bt_step__fault(s);
-	fill_exit_trigger(&t, r->pid, r->status);
-	if (!f && r->o.pid > 0 && still_running(r->pid)) {
-		/* --max-insns: detached, it goes on; it did not exit. */
+	/* --max-insns: detached, it goes on; it did not exit. */
+	if (bt_step_trigger(&t, s, r->pid, r->o.pid > 0))
 		r->status = -1;
-		t.reason = "stop";
-	}
-	if (f) {
-		t.reason = "signal";
-		t.tid = f->tid;
-		t.signo = f->signo;
-		t.code = f->code;
-		t.addr = f->addr;
-		t.ip = f->ip;
-		t.has_regs = true;
-		t.regs = f->regs;
-	}
 	err2 = finish(r, &t);
 	bt_step__free(s);
 	return err2 ? err2 : err;

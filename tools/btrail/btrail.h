@@ -76,8 +76,13 @@ int do_report(int argc, char **argv);
 int do_import(int argc, char **argv);
 int do_daemon(int argc, char **argv);
 struct bt_record_opts;
-/* btrail record --daemon (record_daemon.c): returns the exit status. */
+/*
+ * btrail record --daemon (record_daemon.c), @o->output set: returns the
+ * exit status.
+ */
 int record_via_daemon(const struct bt_record_opts *o, const char *socket);
+/* record's exit status for a command that ended with wait(2) status @st. */
+int record_exit_status(int st);
 int do_status(int argc, char **argv);
 /* btrail script PERF.DATA (script_perf.c); argv as do_script()'s. */
 int script_perfdata(int argc, char **argv);

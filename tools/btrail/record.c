@@ -116,7 +116,7 @@ static int rotate_default(void)
 	return 0;
 }
 
-static int exit_status(int st)
+int record_exit_status(int st)
 {
 	if (WIFEXITED(st))
 		return WEXITSTATUS(st);
@@ -282,8 +282,11 @@ int do_record(int argc, char **argv)
 	}
 	if (!o.output && rotate_default())
 		return BT_EXIT_FAIL;
-	if (daemon)
+	if (daemon) {
+		if (!o.output)
+			o.output = DEFAULT_BUNDLE;
 		return record_via_daemon(&o, socket);
+	}
 
 	the_record = bt_record__new(&o);
 	if (!the_record) {
@@ -333,6 +336,6 @@ int do_record(int argc, char **argv)
 	bt_record__free(the_record);
 	the_record = NULL;
 	if (o.argv && status != -1)
-		return exit_status(status);
+		return record_exit_status(status);
 	return err ? BT_EXIT_FAIL : BT_EXIT_OK;
 }

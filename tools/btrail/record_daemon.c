@@ -65,15 +65,6 @@ static pid_t spawn_held(char *const argv[], int *go)
 	return pid;
 }
 
-static int exit_status(int st)
-{
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	if (WIFSIGNALED(st))
-		return 128 + WTERMSIG(st);
-	return BT_EXIT_FAIL;
-}
-
 int record_via_daemon(const struct bt_record_opts *o, const char *socket)
 {
 	struct bt_broker_opts bo = {
@@ -85,7 +76,7 @@ int record_via_daemon(const struct bt_record_opts *o, const char *socket)
 		.aux_bytes = o->aux_bytes ? o->aux_bytes : 1ull << 20,
 	};
 	struct sigaction sa = { .sa_handler = on_stop };
-	const char *out = o->output ? o->output : "btrail.bundle";
+	const char *out = o->output;
 	struct bt_bundle_write_opts wo = {
 		.sz = sizeof(wo), .with_binaries = o->with_binaries,
 		.progress = progress_tty(),
@@ -198,13 +189,14 @@ int record_via_daemon(const struct bt_record_opts *o, const char *socket)
 		goto out;
 	}
 	fprintf(stderr, "%s: record: bundle %s\n", bin_name, out);
-	ret = child > 0 && status != -1 ? exit_status(status) : BT_EXIT_OK;
+	ret = child > 0 && status != -1 ? record_exit_status(status) :
+					  BT_EXIT_OK;
 out:
 	if (go >= 0)
 		close(go);		/* the held child exits */
 	if (child > 0 && status == -1 && waitpid(child, &status, 0) == child &&
 	    ret == BT_EXIT_OK)
-		ret = exit_status(status);
+		ret = record_exit_status(status);
 	bt_broker__close(b);
 	return ret;
 }

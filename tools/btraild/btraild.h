@@ -47,7 +47,6 @@ struct bd_capture {
 	uint32_t facility;
 	uint32_t mode;
 	struct bt_target target;	/* TASK tid or CPU */
-	uint64_t aux_bytes;
 	char ring[64];			/* KMES session name */
 	struct bt_kmes_session *ks;
 	uint32_t slot;			/* its one ring */
@@ -56,25 +55,21 @@ struct bd_capture {
 	struct bt_pmu_event *sb;	/* sideband event */
 	struct bt_pmu_buffers sbb;
 	/* step / pt-emu: the stepping thread */
-	bool stepped;
 	pthread_t th;
 	bool th_started, th_done, th_joined;
 	int th_err;
 	struct bt_step *step;
 	int ready_fd;			/* eventfd: attached / finished */
 	bool frozen;			/* bt.trigger written */
-	bool in_epoll;
 	pid_t owner_pid;		/* who pays for the session */
 	struct bd_capture *next;
 };
 
 struct bd_grant {
 	uint64_t id;
-	struct bd_client *cl;
 	struct bt_ds_view *view;
 	uint32_t ncap;
 	struct bd_capture **cap;	/* one per part (or one) */
-	uint64_t ring_bytes;
 	struct bd_grant *next;		/* in the client's list */
 };
 
@@ -87,7 +82,6 @@ struct bd_client {
 	bool hello;
 	char name[BT_PROTO_NAME_MAX];
 	struct bd_grant *grants;
-	uint64_t msgs, errors;
 	struct bd_client *next;
 };
 
@@ -145,10 +139,27 @@ struct bd_orphan *bd_orphan_take(struct bd_daemon *d, uint32_t facility,
 				 uint32_t mode, struct bt_target target);
 void bd_orphans_free(struct bd_daemon *d);
 
+static inline const char *bd_kind_name(uint32_t kind)
+{
+	return kind == BT_TARGET_TASK ? "task" :
+	       kind == BT_TARGET_CPU ? "cpu" : "all";
+}
+
+static inline const char *bd_mode_name(uint32_t mode)
+{
+	return mode == BT_MODE_SNAPSHOT ? "snapshot" : "stream";
+}
+
 /* capture.c */
+/*
+ * The capture of @part's session: the existing one, or a new one
+ * (*@created; @owner pays for it) with its rings, collector and, for
+ * step/pt-emu, its stepping thread watched by the daemon's epoll.
+ */
 int bd_capture_for(struct bd_daemon *d, struct bt_ds_view *part,
 		   uint32_t facility, uint32_t mode, uint64_t ring_bytes,
-		   struct bd_capture **out, char *err, size_t errlen);
+		   pid_t owner, struct bd_capture **out, bool *created,
+		   char *err, size_t errlen);
 struct bd_capture *bd_capture_find(struct bd_daemon *d,
 				   const struct bt_pmu_event *ev);
 void bd_capture_pause(struct bd_capture *c);

@@ -14,10 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "collector/record_int.h"
 #include "common/log.h"
 
 #include "btraild.h"
@@ -166,31 +167,6 @@ static int step_start(struct bd_capture *c)
 	return 0;
 }
 
-static void fill_trigger(struct bd_capture *c, struct bt_trigger *t)
-{
-	const struct bt_step_fault *f = c->step ? bt_step__fault(c->step) : NULL;
-	int status = c->step ? bt_step__status(c->step) : 0;
-
-	memset(t, 0, sizeof(*t));
-	t->sz = sizeof(*t);
-	t->pid = t->tid = c->target.id;
-	t->reason = kill(c->target.id, 0) == 0 ? "stop" : "exit";
-	if (WIFSIGNALED(status) && status) {
-		t->reason = "signal";
-		t->signo = WTERMSIG(status);
-	}
-	if (f) {
-		t->reason = "signal";
-		t->tid = f->tid;
-		t->signo = f->signo;
-		t->code = f->code;
-		t->addr = f->addr;
-		t->ip = f->ip;
-		t->has_regs = true;
-		t->regs = f->regs;
-	}
-}
-
 void bd_capture_step_done(struct bd_capture *c)
 {
 	struct bt_trigger t;
@@ -201,7 +177,8 @@ void bd_capture_step_done(struct bd_capture *c)
 		pthread_join(c->th, NULL);
 		c->th_joined = true;
 	}
-	fill_trigger(c, &t);
+	/* The daemon attached: a task it let go is still running. */
+	bt_step_trigger(&t, c->step, c->target.id, true);
 	if (c->col)
 		bt_collector__freeze(c->col, &t);
 	c->frozen = true;
@@ -270,7 +247,8 @@ void bd_capture_end(struct bd_capture *c)
 
 int bd_capture_for(struct bd_daemon *d, struct bt_ds_view *part,
 		   uint32_t facility, uint32_t mode, uint64_t ring_bytes,
-		   struct bd_capture **out, char *err, size_t errlen)
+		   pid_t owner, struct bd_capture **out, bool *created,
+		   char *err, size_t errlen)
 {
 	struct bt_pmu_event *ev = bt_ds_view__event(part);
 	struct bt_kmes_session_opts ko = { .sz = sizeof(ko) };
@@ -279,6 +257,7 @@ int bd_capture_for(struct bd_daemon *d, struct bt_ds_view *part,
 	bool adopted = false;
 	int ret;
 
+	*created = false;
 	c = bd_capture_find(d, ev);
 	if (c) {
 		*out = c;
@@ -295,7 +274,7 @@ int bd_capture_for(struct bd_daemon *d, struct bt_ds_view *part,
 	c->facility = facility;
 	c->mode = mode;
 	c->target = bt_ds_view__target(part);
-	c->stepped = facility == BT_FAC_STEP || facility == BT_FAC_PTEMU;
+	c->owner_pid = owner;
 	snprintf(c->ring, sizeof(c->ring), "btraild-%llu-%llu",
 		 (unsigned long long)d->epoch, (unsigned long long)c->id);
 	c->next = d->caps_list;
@@ -356,8 +335,14 @@ int bd_capture_for(struct bd_daemon *d, struct bt_ds_view *part,
 			 strerror(-ret));
 		goto fail;
 	}
-	if (c->stepped) {
+	if (facility == BT_FAC_STEP || facility == BT_FAC_PTEMU) {
+		/* The daemon's loop hears when the task ends. */
+		struct epoll_event pev = { .events = EPOLLIN, .data.ptr = c };
+
 		ret = step_start(c);
+		if (!ret && epoll_ctl(d->efd, EPOLL_CTL_ADD, c->ready_fd,
+				      &pev) < 0)
+			ret = -errno;
 		if (ret) {
 			snprintf(err, errlen, "stepping task %d: %s",
 				 (int)c->target.id, strerror(-ret));
@@ -365,6 +350,7 @@ int bd_capture_for(struct bd_daemon *d, struct bt_ds_view *part,
 		}
 	}
 	*out = c;
+	*created = true;
 	bd_state_save(d);
 	return 0;
 fail:

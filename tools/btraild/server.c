@@ -63,7 +63,6 @@ static int reply_error(struct bd_client *cl, uint64_t id, int errnum,
 	struct bt_proto_buf b;
 	msgpack_packer pk;
 
-	cl->errors++;
 	bt_proto_buf__init(&b);
 	bt_proto_buf__packer(&b, &pk);
 	bt_proto_reply__error(&pk, id, errnum, msg, holder_pid, holder);
@@ -108,12 +107,6 @@ static void kv_str(msgpack_packer *pk, const char *k, const char *v)
 	bt_proto_pack_str(pk, v);
 }
 
-static const char *kind_name(uint32_t kind)
-{
-	return kind == BT_TARGET_TASK ? "task" :
-	       kind == BT_TARGET_CPU ? "cpu" : "all";
-}
-
 /* ---- Grants and captures --------------------------------------------- */
 
 static struct bd_grant *grant_find(struct bd_client *cl, uint64_t id)
@@ -131,28 +124,74 @@ static struct bt_ds_view *grant_part(const struct bd_grant *g, uint32_t i)
 	       bt_ds_view__part(g->view, i) : g->view;
 }
 
-/* How many grants other than @except read @c. */
+/* One part of one grant: the walk over everything clients read. */
+struct use {
+	struct bd_client *cl;
+	struct bd_grant *g;
+	uint32_t i;
+};
+
+/* The next (client, grant, part) after @u; start from a zeroed @u. */
+static bool use_next(struct bd_daemon *d, struct use *u)
+{
+	if (!u->cl) {
+		u->cl = d->clients;
+		u->g = u->cl ? u->cl->grants : NULL;
+		u->i = 0;
+	} else {
+		u->i++;
+	}
+	while (u->cl) {
+		if (u->g && u->i < u->g->ncap)
+			return true;
+		if (u->g) {
+			u->g = u->g->next;
+		} else {
+			u->cl = u->cl->next;
+			u->g = u->cl ? u->cl->grants : NULL;
+		}
+		u->i = 0;
+	}
+	return false;
+}
+
+/* How many grant parts other than @except's read @c. */
 static unsigned capture_users(struct bd_daemon *d, const struct bd_capture *c,
 			      const struct bd_grant *except)
 {
+	struct use u = { 0 };
 	unsigned n = 0;
 
-	for (struct bd_client *cl = d->clients; cl; cl = cl->next)
-		for (struct bd_grant *g = cl->grants; g; g = g->next)
-			for (uint32_t i = 0; g != except && i < g->ncap; i++)
-				n += g->cap[i] == c;
+	while (use_next(d, &u))
+		n += u.g != except && u.g->cap[u.i] == c;
 	return n;
 }
 
 /* End @c and forget it in every grant (they read nothing more). */
 static void capture_drop(struct bd_daemon *d, struct bd_capture *c)
 {
-	for (struct bd_client *cl = d->clients; cl; cl = cl->next)
-		for (struct bd_grant *g = cl->grants; g; g = g->next)
-			for (uint32_t i = 0; i < g->ncap; i++)
-				if (g->cap[i] == c)
-					g->cap[i] = NULL;
+	struct use u = { 0 };
+
+	while (use_next(d, &u))
+		if (u.g->cap[u.i] == c)
+			u.g->cap[u.i] = NULL;
 	bd_capture_end(c);
+}
+
+/* A view on @c's session that still reads it, or NULL. */
+static struct bt_ds_view *capture_live_view(struct bd_daemon *d,
+					    const struct bd_capture *c)
+{
+	struct use u = { 0 };
+
+	while (use_next(d, &u)) {
+		struct bt_ds_view *p = grant_part(u.g, u.i);
+
+		if (u.g->cap[u.i] == c && p && !bt_ds_view__revoked(p) &&
+		    bt_ds_view__event(p))
+			return p;
+	}
+	return NULL;
 }
 
 /*
@@ -164,21 +203,9 @@ static void reconcile(struct bd_daemon *d)
 	struct bd_capture *c, *next;
 
 	for (c = d->caps_list; c; c = next) {
-		struct bt_ds_view *live = NULL;
+		struct bt_ds_view *live = capture_live_view(d, c);
 
 		next = c->next;
-		for (struct bd_client *cl = d->clients; cl && !live;
-		     cl = cl->next)
-			for (struct bd_grant *g = cl->grants; g && !live;
-			     g = g->next)
-				for (uint32_t i = 0; i < g->ncap && !live; i++) {
-					struct bt_ds_view *p = grant_part(g, i);
-
-					if (g->cap[i] == c && p &&
-					    !bt_ds_view__revoked(p) &&
-					    bt_ds_view__event(p))
-						live = p;
-				}
 		if (!live) {
 			capture_drop(d, c);
 			continue;
@@ -207,15 +234,10 @@ static void grant_release(struct bd_daemon *d, struct bd_client *cl,
 
 		if (!c)
 			continue;
-		if (!capture_users(d, c, g)) {
-			g->cap[i] = NULL;
-			for (uint32_t j = i + 1; j < g->ncap; j++)
-				if (g->cap[j] == c)
-					g->cap[j] = NULL;
-			bd_capture_end(c);
-		} else {
+		if (!capture_users(d, c, g))
+			capture_drop(d, c);
+		else
 			bd_capture_pause(c);
-		}
 	}
 	for (pp = &cl->grants; *pp; pp = &(*pp)->next) {
 		if (*pp == g) {
@@ -364,7 +386,7 @@ static int op_request(struct bd_daemon *d, struct bd_client *cl,
 		if (err == -EBUSY) {
 			snprintf(msg, sizeof(msg), "%s on %s %d is held by pid "
 				 "%d (%s) with an incompatible configuration",
-				 fname, kind_name(r->target.kind),
+				 fname, bd_kind_name(r->target.kind),
 				 (int)r->target.id, (int)req.busy_pid,
 				 req.busy_name);
 			return reply_error(cl, r->id, EBUSY, msg,
@@ -377,8 +399,6 @@ static int op_request(struct bd_daemon *d, struct bd_client *cl,
 		return reply_error(cl, r->id, -err, msg, 0, NULL);
 	}
 	g->id = ++d->next_grant;
-	g->cl = cl;
-	g->ring_bytes = r->ring_bytes;
 	n = bt_ds_view__nr_parts(g->view);
 	g->ncap = n ? n : 1;
 	g->cap = calloc(g->ncap, sizeof(*g->cap));
@@ -389,18 +409,16 @@ static int op_request(struct bd_daemon *d, struct bd_client *cl,
 	cl->grants = g;
 	for (uint32_t i = 0; !err && i < g->ncap; i++) {
 		struct bt_ds_view *p = grant_part(g, i);
-		bool had = p && bd_capture_find(d, bt_ds_view__event(p));
+		bool created = false;
 
 		if (!p) {
 			err = -ENODEV;
 			break;
 		}
-		shared &= had;
 		err = bd_capture_for(d, p, r->facility, r->mode,
-				     r->ring_bytes, &g->cap[i], msg,
-				     sizeof(msg));
-		if (!err && !had)
-			g->cap[i]->owner_pid = cl->peer.pid;
+				     r->ring_bytes, cl->peer.pid, &g->cap[i],
+				     &created, msg, sizeof(msg));
+		shared &= !created;
 	}
 	if (err) {
 		grant_release(d, cl, g);
@@ -408,19 +426,11 @@ static int op_request(struct bd_daemon *d, struct bd_client *cl,
 			snprintf(msg, sizeof(msg), "%s", bt_strerror(err));
 		return reply_error(cl, r->id, -err, msg, 0, NULL);
 	}
-	for (uint32_t i = 0; i < g->ncap; i++) {
-		struct bd_capture *c = g->cap[i];
-		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
-
-		if (c->ready_fd >= 0 && !c->in_epoll &&
-		    epoll_ctl(d->efd, EPOLL_CTL_ADD, c->ready_fd, &ev) == 0)
-			c->in_epoll = true;
-	}
 	if (!d->o.quiet)
 		pr_info("btraild: grant %llu: pid %d %s %s on %s %d (%s)",
 			(unsigned long long)g->id, (int)cl->peer.pid,
 			shared ? "shares" : "owns", fname,
-			kind_name(r->target.kind), (int)r->target.id,
+			bd_kind_name(r->target.kind), (int)r->target.id,
 			g->cap[0]->ring);
 
 	bt_proto_buf__init(&b);
@@ -558,6 +568,12 @@ static int op_snapshot(struct bd_daemon *d, struct bd_client *cl,
 	return send_buf(cl, &b, NULL, 0);
 }
 
+/* Whether @u reads @c as a sharer (not its owner). */
+static bool is_sharer(const struct use *u, const struct bd_capture *c)
+{
+	return u->g->cap[u->i] == c && u->cl->peer.pid != c->owner_pid;
+}
+
 static void pack_status(struct bd_daemon *d, msgpack_packer *pk)
 {
 	uint32_t ncap = 0;
@@ -597,33 +613,26 @@ static void pack_status(struct bd_daemon *d, msgpack_packer *pk)
 	bt_proto_pack_key(pk, "sessions");
 	msgpack_pack_array(pk, ncap);
 	for (struct bd_capture *c = d->caps_list; c; c = c->next) {
+		struct use u = { 0 };
 		uint32_t ns = 0;
 
-		for (struct bd_client *cl = d->clients; cl; cl = cl->next)
-			for (struct bd_grant *g = cl->grants; g; g = g->next)
-				for (uint32_t i = 0; i < g->ncap; i++)
-					ns += g->cap[i] == c &&
-					      cl->peer.pid != c->owner_pid;
+		while (use_next(d, &u))
+			ns += is_sharer(&u, c);
 		msgpack_pack_map(pk, 10);
 		kv_u64(pk, "id", c->id);
 		kv_str(pk, "facility", bt_facility_name(c->facility));
 		bt_proto_pack_key(pk, "target");
 		msgpack_pack_map(pk, 2);
-		kv_str(pk, "kind", kind_name(c->target.kind));
+		kv_str(pk, "kind", bd_kind_name(c->target.kind));
 		kv_i64(pk, "id", c->target.id);
-		kv_str(pk, "mode", c->mode == BT_MODE_SNAPSHOT ? "snapshot" :
-				   "stream");
+		kv_str(pk, "mode", bd_mode_name(c->mode));
 		kv_u64(pk, "aux_bytes", c->wired ? c->wired->aux_size : 0);
 		kv_i64(pk, "owner_pid", c->owner_pid);
 		bt_proto_pack_key(pk, "sharers");
 		msgpack_pack_array(pk, ns);
-		for (struct bd_client *cl = d->clients; cl; cl = cl->next)
-			for (struct bd_grant *g = cl->grants; g; g = g->next)
-				for (uint32_t i = 0; i < g->ncap; i++)
-					if (g->cap[i] == c &&
-					    cl->peer.pid != c->owner_pid)
-						msgpack_pack_int64(pk,
-								   cl->peer.pid);
+		while (use_next(d, &u))
+			if (is_sharer(&u, c))
+				msgpack_pack_int64(pk, u.cl->peer.pid);
 		kv_str(pk, "ring", c->ring);
 		kv_u64(pk, "slots", 1);
 		kv_bool(pk, "ended", c->frozen);
@@ -638,11 +647,10 @@ static void pack_status(struct bd_daemon *d, msgpack_packer *pk)
 		msgpack_pack_map(pk, 4);
 		kv_str(pk, "ring", o->ring);
 		kv_str(pk, "facility", bt_facility_name(o->facility));
-		kv_str(pk, "mode", o->mode == BT_MODE_SNAPSHOT ? "snapshot" :
-				   "stream");
+		kv_str(pk, "mode", bd_mode_name(o->mode));
 		bt_proto_pack_key(pk, "target");
 		msgpack_pack_map(pk, 2);
-		kv_str(pk, "kind", kind_name(o->target.kind));
+		kv_str(pk, "kind", bd_kind_name(o->target.kind));
 		kv_i64(pk, "id", o->target.id);
 	}
 }
@@ -668,7 +676,6 @@ static int handle(struct bd_daemon *d, struct bd_client *cl, const void *body,
 	char err[256];
 	int ret;
 
-	cl->msgs++;
 	ret = bt_proto_req__decode(body, len, &r, err, sizeof(err));
 	if (ret) {
 		reply_error(cl, r.id, -ret, err, 0, NULL);

@@ -75,8 +75,7 @@ static void put(FILE *f, const char *ring, uint32_t fac, uint32_t mode,
 		struct bt_target t)
 {
 	fprintf(f, "%s %s %s %s %d\n", ring, bt_facility_name(fac),
-		mode == BT_MODE_SNAPSHOT ? "snapshot" : "stream",
-		t.kind == BT_TARGET_TASK ? "task" : "cpu", (int)t.id);
+		bd_mode_name(mode), bd_kind_name(t.kind), (int)t.id);
 }
 
 void bd_state_save(struct bd_daemon *d)
