@@ -34,6 +34,7 @@
 #include <btrail/kmes.h>
 
 #include "collector/bundle_int.h"
+#include "common/file.h"
 #include "common/log.h"
 
 #define MAX_IMAGES	4096
@@ -63,6 +64,11 @@ static json_object *hex(uint64_t v)
 
 	snprintf(s, sizeof(s), "0x%" PRIx64, v);
 	return json_object_new_string(s);
+}
+
+static void add_u64(json_object *o, const char *key, uint64_t v)
+{
+	json_object_object_add(o, key, json_object_new_uint64(v));
 }
 
 static json_object *hexbytes(const unsigned char *p, size_t n)
@@ -264,9 +270,8 @@ struct bw_json *bw_json__new(const char *session, const char *uuid,
 			       json_object_new_string(BTRAIL_VERSION_STRING));
 	json_object_object_add(j->root, "session",
 			       json_object_new_string(session));
-	json_object_object_add(j->root, "written_ns",
-		json_object_new_uint64((uint64_t)ts.tv_sec * 1000000000u +
-				       (uint64_t)ts.tv_nsec));
+	add_u64(j->root, "written_ns",
+		(uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
 	json_object_object_add(j->root, "uuid", json_object_new_string(uuid));
 	json_object_object_add(j->root, "byte_order",
 			       json_object_new_string(o->big_endian ?
@@ -300,8 +305,7 @@ static void note_clock(struct bw_json *j, const struct bt_event_value *v)
 
 	json_object_object_add(c, names[0], str(&v[0]));
 	for (int i = 1; i < BT_CLOCK__N; i++)
-		json_object_object_add(c, names[i],
-				       json_object_new_uint64(v[i].u));
+		add_u64(c, names[i], v[i].u);
 	if (v[BT_CLOCK_TSC_HZ].u)
 		j->tsc_hz = v[BT_CLOCK_TSC_HZ].u;
 	json_object_array_add(j->clocks, c);
@@ -370,8 +374,7 @@ static void note_trigger(struct bw_json *j, const struct bt_event_value *v)
 	char sname[32];
 
 	json_object_object_add(t, "reason", str(&v[BT_TRIGGER_REASON]));
-	json_object_object_add(t, "time",
-			       json_object_new_uint64(v[BT_TRIGGER_TIME].u));
+	add_u64(t, "time", v[BT_TRIGGER_TIME].u);
 	json_object_object_add(t, "pid",
 			       json_object_new_int((int)v[BT_TRIGGER_PID].i));
 	json_object_object_add(t, "tid",
@@ -431,25 +434,18 @@ void bw_json__ring(struct bw_json *j, const struct bt_kmes_slot_stats *st,
 	json_object_object_add(r, "kind", json_object_new_string(
 		st->kind == BT_KMES_RING_TASK ? "task" : "cpu"));
 	json_object_object_add(r, "tid", json_object_new_int64(st->tid));
-	json_object_object_add(r, "capacity",
-			       json_object_new_uint64(st->capacity));
-	json_object_object_add(r, "events", json_object_new_uint64(c->events));
-	json_object_object_add(r, "raw_events", json_object_new_uint64(c->raw));
-	json_object_object_add(r, "packets",
-			       json_object_new_uint64(c->packets));
-	json_object_object_add(r, "first_seq",
-			       json_object_new_uint64(c->first_seq));
-	json_object_object_add(r, "last_seq",
-			       json_object_new_uint64(c->last_seq));
-	json_object_object_add(r, "produced",
-			       json_object_new_uint64(st->produced));
-	json_object_object_add(r, "missed", json_object_new_uint64(c->missed));
-	json_object_object_add(r, "gaps", json_object_new_uint64(c->gaps));
-	json_object_object_add(r, "lost", json_object_new_uint64(st->lost));
-	json_object_object_add(r, "dropped",
-			       json_object_new_uint64(st->dropped));
-	json_object_object_add(r, "corrupt",
-			       json_object_new_uint64(c->corrupt));
+	add_u64(r, "capacity", st->capacity);
+	add_u64(r, "events", c->events);
+	add_u64(r, "raw_events", c->raw);
+	add_u64(r, "packets", c->packets);
+	add_u64(r, "first_seq", c->first_seq);
+	add_u64(r, "last_seq", c->last_seq);
+	add_u64(r, "produced", st->produced);
+	add_u64(r, "missed", c->missed);
+	add_u64(r, "gaps", c->gaps);
+	add_u64(r, "lost", st->lost);
+	add_u64(r, "dropped", st->dropped);
+	add_u64(r, "corrupt", c->corrupt);
 	json_object_array_add(j->rings, r);
 }
 
@@ -528,48 +524,6 @@ long bw_elf_build_id(const char *path, unsigned char *id, size_t cap)
 		elf_end(e);
 	close(fd);
 	return ret;
-}
-
-static int copy_file(const char *from, const char *to)
-{
-	char buf[65536];
-	int in, out, err = 0;
-	ssize_t n;
-
-	in = open(from, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return -errno;
-	out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (out < 0) {
-		err = -errno;
-		close(in);
-		return err;
-	}
-	while ((n = read(in, buf, sizeof(buf))) != 0) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			err = -errno;
-			break;
-		}
-		for (ssize_t o = 0; o < n;) {
-			ssize_t w = write(out, buf + o, (size_t)(n - o));
-
-			if (w < 0) {
-				if (errno == EINTR)
-					continue;
-				err = -errno;
-				break;
-			}
-			o += w;
-		}
-		if (err)
-			break;
-	}
-	close(in);
-	if (close(out) && !err)
-		err = -errno;
-	return err;
 }
 
 /* A hostile path's last component, usable as a file name, or NULL. */
@@ -771,7 +725,7 @@ static json_object *image_json(struct bw_json *j, struct image *im,
 	}
 	snprintf(rel, sizeof(rel), "images/%s/%s", sub, base);
 	snprintf(abs, sizeof(abs), "%s/%s", dir, rel);
-	n = copy_file(src, abs);
+	n = bt_copy_file(src, abs);
 	if (n == 0 || n == -EEXIST) {
 		json_object_object_add(o, "copy",
 				       json_object_new_string(rel));

@@ -168,10 +168,15 @@ static void bad_record(const struct collect_source *so,
 		(unsigned long long)cr->r.page->data_tail, why);
 }
 
-/* A string field of at most @max bytes up to its NUL, made valid UTF-8. */
-static size_t clean_str(char *dst, const unsigned char *src, size_t max)
+/*
+ * A string field of @avail bytes, up to its NUL and at most @cap - 1
+ * bytes, into @dst[@cap], made valid UTF-8.
+ */
+static size_t clean_str(char *dst, size_t cap, const unsigned char *src,
+			size_t avail)
 {
-	size_t n = strnlen((const char *)src, max);
+	size_t n = strnlen((const char *)src,
+			   avail < cap - 1 ? avail : cap - 1);
 
 	memcpy(dst, src, n);
 	dst[n] = '\0';
@@ -190,6 +195,14 @@ static int32_t sid_cpu(const struct collect_source *so, const struct sid *s)
 	if (s->cpu >= 0)
 		return s->cpu;
 	return so->src.target.kind == BT_TARGET_CPU ? so->src.target.id : -1;
+}
+
+/* A sideband record's event, counted as sideband. */
+static int emit_sideband(struct collect_source *so, uint32_t id,
+			 const struct bt_event_value *v, const struct sid *s)
+{
+	collect_count(&so->slot->c->st_sideband, 1);
+	return collect_emit_values(so->slot, id, v, sid_cpu(so, s));
 }
 
 /* ---- the records ------------------------------------------------------ */
@@ -233,12 +246,10 @@ static int rec_mmap2(struct collect_source *so, const struct collect_ring *cr,
 	memcpy(u32, b + 56, 8);
 	v[BT_MMAP_PROT].u = u32[0];
 	v[BT_MMAP_FLAGS].u = u32[1];
-	v[BT_MMAP_FILE].len = clean_str(file, b + 64,
-					(size_t)len - 64 < sizeof(file) - 1 ?
-					(size_t)len - 64 : sizeof(file) - 1);
+	v[BT_MMAP_FILE].len = clean_str(file, sizeof(file), b + 64,
+					(size_t)len - 64);
 	v[BT_MMAP_FILE].p = file;
-	collect_count(&so->slot->c->st_sideband, 1);
-	return collect_emit_values(so->slot, BT_EVID_MMAP, v, sid_cpu(so, &s));
+	return emit_sideband(so, BT_EVID_MMAP, v, &s);
 }
 
 static int rec_comm(struct collect_source *so, const struct collect_ring *cr,
@@ -259,13 +270,11 @@ static int rec_comm(struct collect_source *so, const struct collect_ring *cr,
 	v[BT_COMM_PID].i = (int32_t)u32[0];
 	v[BT_COMM_TID].i = (int32_t)u32[1];
 	v[BT_COMM_TIME].u = s.time;
-	v[BT_COMM_COMM].len = clean_str(comm, b + 8,
-					(size_t)len - 8 < sizeof(comm) - 1 ?
-					(size_t)len - 8 : sizeof(comm) - 1);
+	v[BT_COMM_COMM].len = clean_str(comm, sizeof(comm), b + 8,
+					(size_t)len - 8);
 	v[BT_COMM_COMM].p = comm;
 	v[BT_COMM_EXEC].u = !!(h->misc & PERF_RECORD_MISC_COMM_EXEC);
-	collect_count(&so->slot->c->st_sideband, 1);
-	return collect_emit_values(so->slot, BT_EVID_COMM, v, sid_cpu(so, &s));
+	return emit_sideband(so, BT_EVID_COMM, v, &s);
 }
 
 static int rec_task(struct collect_source *so, const struct collect_ring *cr,
@@ -311,8 +320,7 @@ static int rec_task(struct collect_source *so, const struct collect_ring *cr,
 	v[BT_TASK_TID].i = f[2];
 	v[BT_TASK_PTID].i = f[3];
 	v[BT_TASK_TIME].u = t;
-	collect_count(&so->slot->c->st_sideband, 1);
-	return collect_emit_values(so->slot, BT_EVID_TASK, v, sid_cpu(so, &s));
+	return emit_sideband(so, BT_EVID_TASK, v, &s);
 }
 
 static int rec_switch(struct collect_source *so, const struct collect_ring *cr,
@@ -338,9 +346,7 @@ static int rec_switch(struct collect_source *so, const struct collect_ring *cr,
 	/* out: the task switched to; in: the task switched from */
 	v[BT_SWITCH_NEXT_PID].i = o[0];
 	v[BT_SWITCH_NEXT_TID].i = o[1];
-	collect_count(&so->slot->c->st_sideband, 1);
-	return collect_emit_values(so->slot, BT_EVID_SWITCH, v,
-				   sid_cpu(so, &s));
+	return emit_sideband(so, BT_EVID_SWITCH, v, &s);
 }
 
 static int rec_lost(struct collect_source *so, const struct collect_ring *cr,

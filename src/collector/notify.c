@@ -269,7 +269,47 @@ static struct nt_obj *obj_get(const struct bt_notify *n, int id)
 	return n->objs[id - 1];
 }
 
+/* Sample every object with a level of @kind, but rates: poll moves them. */
+static void sample_kind(struct bt_notify *n, uint32_t kind)
+{
+	if (kind == BT_NOTIFY_RING_RATE)
+		return;
+	for (size_t i = 0; i < n->nobjs; i++) {
+		struct nt_obj *o = n->objs[i];
+
+		if (o && obj_has(o, kind))
+			sample(n, o);
+	}
+}
+
+static struct nt_obj *obj_new(uint32_t type)
+{
+	struct nt_obj *o = calloc(1, sizeof(*o));
+
+	if (o)
+		o->type = type;
+	return o;
+}
+
+/* Accepts NULL and an object whose ring was never mapped. */
+static void obj_free(struct nt_obj *o)
+{
+	if (!o)
+		return;
+	if (o->ring.base)
+		kmes_unmap(o->ring.base, o->ring.cap);
+	free(o->ring.session);
+	free(o);
+}
+
 /* ---- Evaluation ---------------------------------------------------------- */
+
+/* A state that starts from @level, as a new or re-armed watch does. */
+static struct nt_state state_from(int64_t level)
+{
+	return (struct nt_state){ .prev = level, .have_prev = true,
+				  .fresh = true };
+}
 
 /*
  * The rule of docs/notifier.md: does @level, after @st->prev, fire @w?
@@ -414,13 +454,11 @@ static void watch_baseline(struct bt_notify *n, struct nt_watch *nw)
 	case BT_NOTIFY_ONE: {
 		struct nt_obj *o = obj_get(n, nw->w.object);
 
-		nw->one = (struct nt_state){ .prev = o ? o->cur[kind] : 0,
-					     .have_prev = true, .fresh = true };
+		nw->one = state_from(o ? o->cur[kind] : 0);
 		return;
 	}
 	case BT_NOTIFY_SUM:
-		nw->one = (struct nt_state){ .prev = sum_of(n, kind),
-					     .have_prev = true, .fresh = true };
+		nw->one = state_from(sum_of(n, kind));
 		return;
 	}
 	for (size_t i = 0; i < n->nobjs; i++) {
@@ -431,9 +469,7 @@ static void watch_baseline(struct bt_notify *n, struct nt_watch *nw)
 			continue;
 		st = each_state(nw, o->id);
 		if (st)
-			*st = (struct nt_state){ .prev = o->cur[kind],
-						 .have_prev = true,
-						 .fresh = true };
+			*st = state_from(o->cur[kind]);
 	}
 }
 
@@ -485,9 +521,7 @@ static int obj_add(struct bt_notify *n, struct nt_obj *o)
 			continue;
 		st = each_state(nw, o->id);
 		if (st)
-			*st = (struct nt_state){ .prev = o->cur[nw->w.kind],
-						 .have_prev = true,
-						 .fresh = true };
+			*st = state_from(o->cur[nw->w.kind]);
 	}
 	return o->id;
 }
@@ -499,12 +533,8 @@ static int add_locked(struct bt_notify *n, struct nt_obj *o)
 	pthread_mutex_lock(&n->lock);
 	id = obj_add(n, o);
 	pthread_mutex_unlock(&n->lock);
-	if (id < 0) {
-		if (o->ring.base)
-			kmes_unmap(o->ring.base, o->ring.cap);
-		free(o->ring.session);
-		free(o);
-	}
+	if (id < 0)
+		obj_free(o);
 	return id;
 }
 
@@ -514,10 +544,9 @@ int bt_notify__add_level(struct bt_notify *n, int64_t initial)
 
 	if (!n)
 		return -EINVAL;
-	o = calloc(1, sizeof(*o));
+	o = obj_new(NT_OBJ_GENERIC);
 	if (!o)
 		return -ENOMEM;
-	o->type = NT_OBJ_GENERIC;
 	o->level = initial;
 	return add_locked(n, o);
 }
@@ -528,10 +557,9 @@ int bt_notify__add_tasks(struct bt_notify *n)
 
 	if (!n)
 		return -EINVAL;
-	o = calloc(1, sizeof(*o));
+	o = obj_new(NT_OBJ_TASKS);
 	if (!o)
 		return -ENOMEM;
-	o->type = NT_OBJ_TASKS;
 	return add_locked(n, o);
 }
 
@@ -541,10 +569,9 @@ int bt_notify__add_tracer(struct bt_notify *n, const struct bt_tracer *t)
 
 	if (!n || !t)
 		return -EINVAL;
-	o = calloc(1, sizeof(*o));
+	o = obj_new(NT_OBJ_TRACER);
 	if (!o)
 		return -ENOMEM;
-	o->type = NT_OBJ_TRACER;
 	o->tracer = t;
 	return add_locked(n, o);
 }
@@ -562,21 +589,15 @@ int bt_notify__add_ring(struct bt_notify *n, const struct bt_notify_ring *r)
 		return err;
 	if (!ro.session)
 		return -EINVAL;
-	o = calloc(1, sizeof(*o));
+	o = obj_new(NT_OBJ_RING);
 	if (!o)
 		return -ENOMEM;
-	o->type = NT_OBJ_RING;
 	o->ring.slot = ro.slot;
 	o->ring.reader = ro.reader;
 	o->ring.session = strdup(ro.session);
-	if (!o->ring.session) {
-		free(o);
-		return -ENOMEM;
-	}
-	err = ring_map(&o->ring);
+	err = o->ring.session ? ring_map(&o->ring) : -ENOMEM;
 	if (err) {
-		free(o->ring.session);
-		free(o);
+		obj_free(o);
 		return err;
 	}
 	return add_locked(n, o);
@@ -656,10 +677,7 @@ int bt_notify__remove(struct bt_notify *n, int obj)
 	}
 	n->objs[obj - 1] = NULL;
 	pthread_mutex_unlock(&n->lock);
-	if (o->ring.base)
-		kmes_unmap(o->ring.base, o->ring.cap);
-	free(o->ring.session);
-	free(o);
+	obj_free(o);
 	return 0;
 }
 
@@ -768,11 +786,7 @@ int bt_notify__watch(struct bt_notify *n, const struct bt_notify_watch *w)
 	nw->id = (int)n->nwatches + 1;
 	n->watches[n->nwatches++] = nw;
 	/* Fed levels are current; sampled ones are taken now. */
-	for (size_t i = 0; i < n->nobjs; i++) {
-		o = n->objs[i];
-		if (o && obj_has(o, wc.kind) && wc.kind != BT_NOTIFY_RING_RATE)
-			sample(n, o);
-	}
+	sample_kind(n, wc.kind);
 	watch_baseline(n, nw);
 	pthread_mutex_unlock(&n->lock);
 	return nw->id;
@@ -811,13 +825,7 @@ int bt_notify__rearm(struct bt_notify *n, int id)
 	pthread_mutex_lock(&n->lock);
 	nw = watch_get(n, id);
 	if (nw && !nw->armed) {
-		for (size_t i = 0; i < n->nobjs; i++) {
-			struct nt_obj *o = n->objs[i];
-
-			if (o && obj_has(o, nw->w.kind) &&
-			    nw->w.kind != BT_NOTIFY_RING_RATE)
-				sample(n, o);
-		}
+		sample_kind(n, nw->w.kind);
 		watch_baseline(n, nw);
 	}
 	pthread_mutex_unlock(&n->lock);
@@ -871,16 +879,8 @@ void bt_notify__free(struct bt_notify *n)
 	bt_nt_dispatch_fini(&n->dispatch);
 	for (size_t i = 0; i < n->nwatches; i++)
 		watch_free(n->watches[i]);
-	for (size_t i = 0; i < n->nobjs; i++) {
-		struct nt_obj *o = n->objs[i];
-
-		if (!o)
-			continue;
-		if (o->ring.base)
-			kmes_unmap(o->ring.base, o->ring.cap);
-		free(o->ring.session);
-		free(o);
-	}
+	for (size_t i = 0; i < n->nobjs; i++)
+		obj_free(n->objs[i]);
 	free(n->watches);
 	free(n->objs);
 	pthread_mutex_destroy(&n->lock);

@@ -31,6 +31,7 @@
 #include <btrail/decoder.h>
 #include <btrail/errno.h>
 
+#include "common/file.h"
 #include "common/log.h"
 #include "decoder/views_int.h"
 
@@ -291,48 +292,6 @@ int bt_recon__export(struct bt_recon *r, FILE *out, enum bt_export_format fmt)
 
 /* ---- CTF ---------------------------------------------------------------- */
 
-static int copy_file(const char *from, const char *to)
-{
-	char buf[65536];
-	int in, o, err = 0;
-	ssize_t n;
-
-	in = open(from, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return -errno;
-	o = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (o < 0) {
-		err = -errno;
-		close(in);
-		return err;
-	}
-	while ((n = read(in, buf, sizeof(buf))) != 0) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			err = -errno;
-			break;
-		}
-		for (ssize_t off = 0; off < n;) {
-			ssize_t w = write(o, buf + off, (size_t)(n - off));
-
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0) {
-				err = -errno;
-				break;
-			}
-			off += w;
-		}
-		if (err)
-			break;
-	}
-	if (close(o) && !err)
-		err = -errno;
-	close(in);
-	return err;
-}
-
 static int join(char *buf, size_t len, const char *dir, const char *name)
 {
 	int n = snprintf(buf, len, "%s/%s", dir, name);
@@ -420,7 +379,7 @@ int bt_bundle_export_ctf(const char *bundle, const char *out)
 			break;
 		if (lstat(a, &st) || !S_ISREG(st.st_mode))
 			continue;
-		err = copy_file(a, b);
+		err = bt_copy_file(a, b);
 		if (err)
 			pr_warn("%s: cannot copy to %s: %s", a, b,
 				strerror(-err));

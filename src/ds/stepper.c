@@ -632,15 +632,11 @@ static int schedule(struct bt_stepper *st)
 	for (;;) {
 		struct bt_step_thread *c = st->cur, *n;
 
-		if (c && c->state == TS_FLIGHT) {
-			if (!(c->insn.flags & BT_INSN_F_SYSCALL))
-				return 0;	/* exclusive: wait for it */
-			n = next_ready(st, c);
-			if (!n)
-				return 0;
-			st->cur = c = n;
-			st->quantum = STEP_QUANTUM;
-		} else if (!c || c->state != TS_READY || !st->quantum) {
+		if (c && c->state == TS_FLIGHT &&
+		    !(c->insn.flags & BT_INSN_F_SYSCALL))
+			return 0;	/* exclusive: wait for it */
+		/* One in flight in a system call lets the next go meanwhile. */
+		if (!c || c->state != TS_READY || !st->quantum) {
 			n = next_ready(st, c);
 			if (!n)
 				return 0;
@@ -657,6 +653,17 @@ static int schedule(struct bt_stepper *st)
 }
 
 /* ---- Events common to every phase ------------------------------------ */
+
+/* @t exits or is gone: say so once, and stop stepping it. */
+static void thread_leaves(struct bt_stepper *st, struct bt_step_thread *t)
+{
+	if (!t->exit_reported) {
+		t->exit_reported = true;
+		bt_stepper__sb_task(st, t, false);
+	}
+	if (st->cur == t)
+		st->cur = NULL;
+}
 
 /* Let @t go on after an event stop inside an instruction (a clone). */
 static int go_on(struct bt_step_thread *t)
@@ -744,12 +751,7 @@ static int on_exit_event(struct bt_stepper *st, struct bt_step_thread *t)
 		if (err < 0)
 			return err;
 	}
-	if (!t->exit_reported) {
-		t->exit_reported = true;
-		bt_stepper__sb_task(st, t, false);
-	}
-	if (st->cur == t)
-		st->cur = NULL;
+	thread_leaves(st, t);
 	t->state = TS_EXITING;
 	return bt_stepper_cont(t->tid, 0);
 }
@@ -809,12 +811,7 @@ static int on_gone(struct bt_stepper *st, struct bt_step_thread *t,
 		st->status = status;
 		st->have_status = true;
 	}
-	if (!t->exit_reported) {
-		t->exit_reported = true;
-		bt_stepper__sb_task(st, t, false);
-	}
-	if (st->cur == t)
-		st->cur = NULL;
+	thread_leaves(st, t);
 	t->state = TS_GONE;
 	return 0;
 }
