@@ -323,11 +323,10 @@ void ptd_args_free(struct ptd_args *a)
 	a->pev = NULL;
 }
 
-int ptd_args_run(const struct ptd_args *a, FILE *out,
-		 struct bt_ptdec_stats *stats)
+int ptd_args_open(const struct ptd_args *a, struct bt_ptdec **out)
 {
 	struct bt_ptdec *d;
-	int err;
+	int err = 0;
 
 	if (!a->pt) {
 		pr_warn("no trace: give --pt FILE");
@@ -336,14 +335,27 @@ int ptd_args_run(const struct ptd_args *a, FILE *out,
 	d = bt_ptdec__new(&a->dec);
 	if (!d)
 		return -errno;
-	for (size_t i = 0; i < a->nr_raw; i++) {
+	for (size_t i = 0; !err && i < a->nr_raw; i++)
 		err = bt_ptdec__add_raw(d, a->raw[i]);
-		if (err)
-			goto out;
+	if (!err)
+		err = bt_ptdec__set_trace_file(d, a->pt);
+	if (err) {
+		bt_ptdec__free(d);
+		return err;
 	}
-	err = bt_ptdec__set_trace_file(d, a->pt);
+	*out = d;
+	return 0;
+}
+
+int ptd_args_run(const struct ptd_args *a, FILE *out,
+		 struct bt_ptdec_stats *stats)
+{
+	struct bt_ptdec *d;
+	int err;
+
+	err = ptd_args_open(a, &d);
 	if (err)
-		goto out;
+		return err;
 	for (size_t i = 0; i < a->nr_pev; i++) {
 		err = bt_ptdec__add_pevent(d, a->pev[i].spec, &a->pev[i].o);
 		if (err)

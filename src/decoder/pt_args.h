@@ -43,6 +43,13 @@ int ptd_args_parse(struct ptd_args *a, int argc, char **argv);
 void ptd_args_free(struct ptd_args *a);
 
 /*
+ * The session of @a without its perf sideband: the --raw images and the
+ * --pt trace loaded. Returns 0 with *@out set (free it with
+ * bt_ptdec__free()), or -errno with the problem logged.
+ */
+int ptd_args_open(const struct ptd_args *a, struct bt_ptdec **out);
+
+/*
  * Build the session the arguments describe and print its listing to
  * @out. Problems setting it up (no --pt, a missing file) go to the log
  * and return -errno; decode errors are part of the listing.

@@ -556,22 +556,10 @@ int ptd_args_run_jobs(const struct ptd_args *a, FILE *out,
 
 	if (jobs == 1 || a->nr_pev)
 		return ptd_args_run(a, out, stats);
-	if (!a->pt) {
-		pr_warn("no trace: give --pt FILE");
-		return -EINVAL;
-	}
-	d = bt_ptdec__new(&a->dec);
-	if (!d)
-		return -errno;
-	for (size_t i = 0; i < a->nr_raw; i++) {
-		err = bt_ptdec__add_raw(d, a->raw[i]);
-		if (err)
-			goto out;
-	}
-	err = bt_ptdec__set_trace_file(d, a->pt);
-	if (!err)
-		err = bt_ptdec__print_parallel(d, out, &a->print, stats, jobs);
-out:
+	err = ptd_args_open(a, &d);
+	if (err)
+		return err;
+	err = bt_ptdec__print_parallel(d, out, &a->print, stats, jobs);
 	bt_ptdec__free(d);
 	return err;
 }

@@ -337,6 +337,76 @@ static int drain(struct pr *p, int status)
 	return status;
 }
 
+/*
+ * What to do after a synchronisation that returned @status: decode from
+ * there, try the next PSB, or stop (at the trace's end, at the next
+ * piece's PSB, or after a sync error that made no progress: we never
+ * will). @sync is the offset of the last sync error.
+ */
+enum sync_next { SYNC_DECODE, SYNC_RETRY, SYNC_STOP };
+
+static enum sync_next synced(struct pr *p, int status, uint64_t *sync)
+{
+	uint64_t new_sync;
+
+	/* at the next piece's PSB: the single-threaded decode
+	 * synchronises there as that piece does */
+	if (status >= 0 && p->seg && (seg_cut(p, true), p->seg_stop ||
+				      p->seg->cut))
+		return SYNC_STOP;
+	if (status >= 0) {
+		p->st.syncs++;
+		return SYNC_DECODE;
+	}
+	if (status == -pte_eos)
+		return SYNC_STOP;
+	/* Nothing decoded since: no instruction to name. */
+	diagnose(p, 0, "sync error", status);
+	if (get_offset(p, &new_sync) < 0 || new_sync <= *sync) {
+		if (p->seg)
+			p->seg->halt = true;
+		return SYNC_STOP;
+	}
+	*sync = new_sync;
+	return SYNC_RETRY;
+}
+
+/*
+ * Before the next instruction or block: the events pending at @status.
+ * Returns @status, -pte_eos at the trace's end, or an error.
+ */
+static int before_next(struct pr *p, int status)
+{
+	/* The common case has no event: skip the call. */
+	if (status & pts_event_pending)
+		status = drain(p, status);
+	if (status < 0)
+		return status;
+	if (status & pts_eos) {
+		if (!(status & pts_ip_suppressed) &&
+		    !p->o.quiet && (!p->seg || p->seg->last))
+			fputs("[end of trace]\n", p->out);
+		return -pte_eos;
+	}
+	return status;
+}
+
+/*
+ * After @n instructions that came with @status: @status (an error
+ * included), -pte_eos when the piece has all it needs, or PTD_STUCK.
+ */
+static int after_next(struct pr *p, struct stuck *sk, uint64_t n,
+		      int status)
+{
+	if (status < 0)
+		return status;
+	if (p->seg && seg_full(p))
+		return -pte_eos;
+	if (stuck(p, sk, n))
+		return PTD_STUCK;
+	return status;
+}
+
 static void print_insn_line(struct pr *p, uint64_t ip, bool speculative,
 			    enum pt_exec_mode mode, const uint8_t *raw,
 			    size_t size)
@@ -362,6 +432,7 @@ static void decode_insn(struct pr *p)
 
 	for (;;) {
 		struct pt_insn insn;
+		enum sync_next next;
 		int status;
 
 		memset(&insn, 0, sizeof(insn));
@@ -369,42 +440,15 @@ static void decode_insn(struct pr *p)
 		status = p->seg_sync ? pt_insn_sync_set(p->insn, p->seg_sync) :
 				       pt_insn_sync_forward(p->insn);
 		p->seg_sync = 0;
-		/* at the next piece's PSB: the single-threaded decode
-		 * synchronises there as that piece does */
-		if (status >= 0 && p->seg && (seg_cut(p, true), p->seg_stop ||
-					      p->seg->cut))
+		next = synced(p, status, &sync);
+		if (next == SYNC_STOP)
 			break;
-		if (status >= 0)
-			p->st.syncs++;
-		if (status < 0) {
-			uint64_t new_sync;
-
-			if (status == -pte_eos)
-				break;
-			diagnose(p, insn.ip, "sync error", status);
-			/* No progress: we never will. */
-			if (pt_insn_get_offset(p->insn, &new_sync) < 0 ||
-			    new_sync <= sync) {
-				if (p->seg)
-					p->seg->halt = true;
-				break;
-			}
-			sync = new_sync;
+		if (next == SYNC_RETRY)
 			continue;
-		}
 		for (;;) {
-			/* The common case has no event: skip the call. */
-			if (status & pts_event_pending)
-				status = drain(p, status);
+			status = before_next(p, status);
 			if (status < 0)
 				break;
-			if (status & pts_eos) {
-				if (!(status & pts_ip_suppressed) &&
-				    !p->o.quiet && (!p->seg || p->seg->last))
-					fputs("[end of trace]\n", p->out);
-				status = -pte_eos;
-				break;
-			}
 			status = pt_insn_next(p->insn, &insn, sizeof(insn));
 			if (status < 0 && insn.iclass == ptic_error)
 				break;
@@ -413,16 +457,9 @@ static void decode_insn(struct pr *p)
 				print_insn_line(p, insn.ip, insn.speculative,
 						insn.mode, insn.raw, insn.size);
 			p->st.insn++;
+			status = after_next(p, &sk, 1, status);
 			if (status < 0)
 				break;
-			if (p->seg && seg_full(p)) {
-				status = -pte_eos;
-				break;
-			}
-			if (stuck(p, &sk, 1)) {
-				status = PTD_STUCK;
-				break;
-			}
 		}
 		if (status == PTD_STUCK) {
 			stuck_line(p, insn.ip);
@@ -547,47 +584,22 @@ static void decode_block(struct pr *p)
 
 	for (;;) {
 		struct pt_block block;
+		enum sync_next next;
 		int status;
 
 		memset(&block, 0, sizeof(block));
 		status = p->seg_sync ? pt_blk_sync_set(p->blk, p->seg_sync) :
 				       pt_blk_sync_forward(p->blk);
 		p->seg_sync = 0;
-		/* at the next piece's PSB: the single-threaded decode
-		 * synchronises there as that piece does */
-		if (status >= 0 && p->seg && (seg_cut(p, true), p->seg_stop ||
-					      p->seg->cut))
+		next = synced(p, status, &sync);
+		if (next == SYNC_STOP)
 			break;
-		if (status >= 0)
-			p->st.syncs++;
-		if (status < 0) {
-			uint64_t new_sync;
-
-			if (status == -pte_eos)
-				break;
-			diagnose_block(p, "sync error", status, &block);
-			if (pt_blk_get_offset(p->blk, &new_sync) < 0 ||
-			    new_sync <= sync) {
-				if (p->seg)
-					p->seg->halt = true;
-				break;
-			}
-			sync = new_sync;
+		if (next == SYNC_RETRY)
 			continue;
-		}
 		for (;;) {
-			/* The common case has no event: skip the call. */
-			if (status & pts_event_pending)
-				status = drain(p, status);
+			status = before_next(p, status);
 			if (status < 0)
 				break;
-			if (status & pts_eos) {
-				if (!(status & pts_ip_suppressed) &&
-				    !p->o.quiet && (!p->seg || p->seg->last))
-					fputs("[end of trace]\n", p->out);
-				status = -pte_eos;
-				break;
-			}
 			status = pt_blk_next(p->blk, &block, sizeof(block));
 			if (status < 0 && !block.ninsn)
 				break;
@@ -595,16 +607,9 @@ static void decode_block(struct pr *p)
 			p->st.blocks++;
 			if (!p->o.quiet)
 				print_block(p, &block);
+			status = after_next(p, &sk, block.ninsn, status);
 			if (status < 0)
 				break;
-			if (p->seg && seg_full(p)) {
-				status = -pte_eos;
-				break;
-			}
-			if (stuck(p, &sk, block.ninsn)) {
-				status = PTD_STUCK;
-				break;
-			}
 		}
 		if (status == PTD_STUCK) {
 			stuck_line(p, block.end_ip);

@@ -190,16 +190,6 @@ static void text_sample(struct sp *p, const struct bt_sample *s)
 	}
 }
 
-static void json_sym(FILE *f, const char *key, const struct bt_sym *s)
-{
-	fprintf(f, ",\"%s\":", key);
-	if (s->name)
-		vw_json_str(f, s->name);
-	else
-		fputs("null", f);
-	fprintf(f, ",\"%s_off\":%" PRIu64, key, s->name ? s->offset : 0);
-}
-
 static void json_sample(struct sp *p, const struct bt_sample *s)
 {
 	const struct bt_sym *sym = vw_sym(&p->v, s->pid, s->ip);
@@ -210,7 +200,7 @@ static void json_sample(struct sp *p, const struct bt_sample *s)
 		",\"ip\":\"0x%" PRIx64 "\"",
 		s->kind == BT_SAMPLE_PEBS ? "pebs" : "lbr", s->stream, s->cpu,
 		s->pid, s->tid, s->time, s->ip);
-	json_sym(f, "sym", sym);
+	vw_json_sym(f, "sym", sym);
 	fputs(",\"file\":", f);
 	if (sym->file)
 		vw_json_str(f, sym->file);
@@ -229,8 +219,8 @@ static void json_sample(struct sp *p, const struct bt_sample *s)
 
 		fprintf(f, "%s{\"from\":\"0x%" PRIx64 "\",\"to\":\"0x%" PRIx64
 			"\"", k ? "," : "", e->from, e->to);
-		json_sym(f, "from_sym", vw_sym(&p->v, s->pid, e->from));
-		json_sym(f, "to_sym", vw_sym(&p->v, s->pid, e->to));
+		vw_json_sym(f, "from_sym", vw_sym(&p->v, s->pid, e->from));
+		vw_json_sym(f, "to_sym", vw_sym(&p->v, s->pid, e->to));
 		fprintf(f, ",\"flags\":\"0x%" PRIx64 "\",\"mispred\":%s,"
 			"\"predicted\":%s,\"in_tx\":%s,\"abort\":%s,"
 			"\"cycles\":%u,\"type\":\"%s\"}", e->flags,

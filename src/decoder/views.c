@@ -153,7 +153,7 @@ static void json_common(FILE *f, const struct bt_recon_item *it)
 		it->time);
 }
 
-static void json_sym(FILE *f, const char *key, const struct bt_sym *s)
+void vw_json_sym(FILE *f, const char *key, const struct bt_sym *s)
 {
 	fprintf(f, ",\"%s\":", key);
 	if (s->name)
@@ -176,7 +176,7 @@ void vw_json_item(struct vw *v, const struct bt_recon_item *it)
 		for (unsigned i = 0; i < it->len && i < sizeof(it->bytes); i++)
 			fprintf(f, "%02x", it->bytes[i]);
 		fprintf(f, "\",\"iclass\":\"%s\"", vw_iclass_name(it->iclass));
-		json_sym(f, "sym", vw_sym(v, it->pid, it->ip));
+		vw_json_sym(f, "sym", vw_sym(v, it->pid, it->ip));
 		fputs(",\"asm\":", f);
 		vw_json_str(f, vw_disasm(v, it, dis, sizeof(dis)));
 		break;
@@ -184,8 +184,8 @@ void vw_json_item(struct vw *v, const struct bt_recon_item *it)
 		fprintf(f, ",\"from\":\"0x%" PRIx64 "\",\"to\":\"0x%" PRIx64
 			"\",\"iclass\":\"%s\"", it->ip, it->to,
 			vw_iclass_name(it->iclass));
-		json_sym(f, "from_sym", vw_sym(v, it->pid, it->ip));
-		json_sym(f, "to_sym", vw_sym(v, it->pid, it->to));
+		vw_json_sym(f, "from_sym", vw_sym(v, it->pid, it->ip));
+		vw_json_sym(f, "to_sym", vw_sym(v, it->pid, it->to));
 		break;
 	default:
 		fprintf(f, ",\"ip\":\"0x%" PRIx64 "\",\"text\":", it->ip);

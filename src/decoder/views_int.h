@@ -50,6 +50,8 @@ const char *vw_disasm(struct vw *v, const struct bt_recon_item *it,
 
 /* @s as a JSON string, quotes included. */
 void vw_json_str(FILE *f, const char *s);
+/* The members "@key" (the name, or null) and "@key_off" of symbol @s. */
+void vw_json_sym(FILE *f, const char *key, const struct bt_sym *s);
 /* One JSON line of item @it, symbols and disassembly included. */
 void vw_json_item(struct vw *v, const struct bt_recon_item *it);
 
