@@ -567,7 +567,8 @@ struct bt_kmes_slot_stats {
 	uint64_t missed;	/* sequence numbers skipped after the first event */
 	uint64_t gaps;		/* times a skip happened */
 	uint64_t lapped;	/* times the producer overtook the reader */
-	uint64_t torn;		/* copies discarded by the torn-read check */
+	uint64_t torn;		/* copies the torn-read check found overtaken
+				   (their intact rest is read on) */
 	uint64_t corrupt;	/* structural failures (then resync) */
 	uint64_t reattached;	/* generation changes followed */
 	uint64_t generation;	/* of the ring now mapped */

@@ -375,15 +375,16 @@ static int rslot_corrupt(struct rslot *s, const char *why,
 	return -BT_ERRNO_CORRUPT;
 }
 
-/* Did the producer overwrite [read_pos, ...) since @saved_tail? (E) */
-static bool rslot_torn(struct rslot *s, uint64_t saved_tail)
+/*
+ * tail_pos after a copy out of the ring (E). The producer moves tail_pos
+ * past a position before it writes over it, so every byte copied from a
+ * position at or above the value returned was intact when copied.
+ */
+static uint64_t rslot_tail_after_copy(const struct rslot *s)
 {
-	uint64_t tp;
-
 	/* E: pairs with A' in kmes_emit.c. */
 	atomic_thread_fence(memory_order_acquire);
-	tp = atomic_load_explicit(&s->pp->tail_pos, memory_order_relaxed);
-	return tp > saved_tail && s->rp < tp;
+	return atomic_load_explicit(&s->pp->tail_pos, memory_order_relaxed);
 }
 
 static void fill_event(struct rslot *s, const unsigned char *b,
@@ -431,7 +432,7 @@ static int rslot_fill(struct rslot *s, uint64_t need, struct bt_kmes_event *ev)
 
 	burst_drop(s);
 	for (;;) {
-		uint64_t wp, tp, len;
+		uint64_t wp, tp, tp2, len;
 
 		if (!s->pp)
 			return 0;
@@ -495,14 +496,27 @@ static int rslot_fill(struct rslot *s, uint64_t need, struct bt_kmes_event *ev)
 			return -ENOMEM;
 		/* One contiguous copy: the data region is mapped twice. */
 		memcpy(s->buf, s->data + (s->rp & s->mask), len);
-		if (rslot_torn(s, tp)) {	/* §4.3 step 5 */
-			s->st.torn++;
-			continue;
-		}
 		s->bstart = s->rp;
 		s->bend = s->rp + len;
 		s->bwp = wp;
-		return 1;
+		tp2 = rslot_tail_after_copy(s);
+		if (tp2 <= s->rp)
+			return 1;
+		/*
+		 * Torn (§4.3 step 5): the producer overtook the start of the
+		 * copy. The spec goes back to step 2 and resumes at tail_pos;
+		 * a new tail_pos is an event boundary, and what was copied
+		 * from it on is intact, so resume there from the copy. Copying
+		 * again from tail_pos would be torn again whenever the
+		 * producer fills a copy's length faster than it is copied: a
+		 * reader lapped once would then stay at the tail.
+		 */
+		s->st.torn++;
+		s->st.lapped++;
+		s->rp = tp2;
+		if (tp2 < s->bend)
+			return 1;
+		burst_drop(s);
 	}
 }
 

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <linux/futex.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -719,6 +720,110 @@ Test(kmes_reader, gaps_are_reported_per_event_and_summed_in_stats)
 	cr_assert(eq(u64, st.bytes, 7 * 200ull));
 	cr_assert(eq(u64, st.corrupt, 0ull));
 	bt_kmes_reader__free(r);
+	bt_kmes_session__close(s);
+}
+
+/*
+ * The producer overtaking the reader in the middle of its copy (§4.3 step
+ * 5), made to happen at a chosen point: a page of the reader's view of the
+ * data is made inaccessible, and the fault its copy takes there lets the
+ * producer write before the copy goes on.
+ */
+static struct {
+	struct bt_kmes_session *s;
+	unsigned char *page;		/* the page made inaccessible */
+	unsigned events;		/* emitted from the fault handler */
+	unsigned faults;
+} overtake;
+
+static void overtake_on_fault(int sig, siginfo_t *si, void *uc)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	unsigned char *a = si->si_addr;
+
+	(void)uc;
+	if (a < overtake.page || a >= overtake.page + pg || overtake.faults) {
+		signal(sig, SIG_DFL);		/* a real fault: crash */
+		return;
+	}
+	overtake.faults++;
+	mprotect(overtake.page, (size_t)pg, PROT_READ);
+	for (unsigned i = 0; i < overtake.events; i++)
+		tu_emit_sized(overtake.s, 0, EV_TYPE, 1000);
+}
+
+Test(kmes_reader, a_copy_overtaken_midway_resumes_at_tail_pos_from_the_copy)
+{
+	const char *name = tu_name("overtake");
+	struct bt_kmes_session *s = tu_create(name, CAP_64K, 1);
+	long pg = sysconf(_SC_PAGESIZE);
+	struct sigaction sa, old;
+	struct bt_kmes_slot_stats st;
+	struct bt_kmes_reader *r;
+	struct bt_kmes_event ev;
+	uint64_t cap, rp, want = 1, seq;
+	unsigned char *b;
+	int fd;
+
+	fd = kmes_attach(name, 0, &cap);
+	cr_assert(ge(int, fd, 0));
+	b = kmes_map(fd, cap);
+	cr_assert(ne(ptr, b, NULL));
+	r = bt_kmes_reader__new_mapped(b, cap, 0);
+	cr_assert(ne(ptr, r, NULL));
+
+	/* 30 events read; 60 more wrap the ring but leave the reader ahead
+	 * of tail_pos: its next copy is [30000, 90000). */
+	for (int i = 0; i < 30; i++)
+		tu_emit_sized(s, 0, EV_TYPE, 1000);
+	while (bt_kmes_reader__next(r, &ev) == 1)
+		cr_assert(eq(u64, ev.sequence, want++));
+	cr_assert(eq(u64, want, 31ull));
+	for (int i = 0; i < 60; i++)
+		tu_emit_sized(s, 0, EV_TYPE, 1000);
+	rp = 30000;
+	cr_assert(lt(u64, tu_ld64(b, KMES_OFF_TAIL_POS), rp));
+
+	/* Fault 8 KiB into that copy; the handler writes seven events (to
+	 * 97000), which moves tail_pos to 32000 (97000 - 65536 rounded up to
+	 * an event): events 31 and 32 are written over. */
+	overtake.s = s;
+	overtake.events = 7;
+	overtake.page = (unsigned char *)((uintptr_t)(b + KMES_DATA_OFFSET +
+					 (rp & (cap - 1)) + 8192) &
+					 ~(uintptr_t)(pg - 1));
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = overtake_on_fault;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	cr_assert(eq(int, sigaction(SIGSEGV, &sa, &old), 0));
+	cr_assert(eq(int, mprotect(overtake.page, (size_t)pg, PROT_NONE), 0));
+
+	want = 33;
+	while (bt_kmes_reader__next(r, &ev) == 1) {
+		check_structure(&ev, cap);
+		cr_assert(eq(u64, ev.sequence, want), "got %llu",
+			  (unsigned long long)ev.sequence);
+		cr_assert(eq(u64, ev.gap, want == 33 ? 2ull : 0ull));
+		cr_assert(eq(int, bt_kmes_payload_check(ev.payload,
+							ev.payload_len, &seq),
+			     1), "event %llu: payload damaged",
+			  (unsigned long long)ev.sequence);
+		cr_assert(eq(u64, seq, ev.sequence));
+		want++;
+	}
+	sigaction(SIGSEGV, &old, NULL);
+	cr_assert(eq(u32, overtake.faults, 1u), "the copy never faulted");
+	cr_assert(eq(u64, want, 98ull));
+	cr_assert(eq(int, bt_kmes_reader__stats(r, 0, &st), 0));
+	cr_assert(eq(u64, st.torn, 1ull));
+	cr_assert(eq(u64, st.lapped, 1ull));
+	cr_assert(eq(u64, st.missed, 2ull));
+	cr_assert(eq(u64, st.events, 95ull));
+	cr_assert(eq(u64, st.corrupt, 0ull));
+	bt_kmes_reader__free(r);
+	cr_assert(eq(int, kmes_unmap(b, cap), 0));
+	close(fd);
 	bt_kmes_session__close(s);
 }
 
