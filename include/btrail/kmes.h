@@ -532,8 +532,10 @@ struct bt_kmes_reader_opts {
 	uint32_t slot;
 	bool from_now;		/* start at write_pos instead of tail_pos */
 	uint32_t spin_us;	/* spin this long before sleeping in __wait */
+	uint32_t linger_us;	/* __wait first naps this long without
+				   asking producers for a wake (see there) */
 };
-#define bt_kmes_reader_opts__last_field spin_us
+#define bt_kmes_reader_opts__last_field linger_us
 
 /* One event, copied out of the ring (PSD-008: copy before advancing). */
 struct bt_kmes_event {
@@ -651,6 +653,12 @@ BT_API int bt_kmes_reader__next(struct bt_kmes_reader *r,
  * §4.4 with the fixes of KMES.md §10: need_wake is set with a full fence,
  * futex_counter is read before write_pos is re-checked, and the futex is
  * a shared one (futex_waitv over every slot).
+ *
+ * With opts.linger_us, it first naps that long without setting need_wake
+ * and returns 1 if anything arrived meanwhile: a producer writing then
+ * pays no futex_wake for the reader (each costs it a system call, which
+ * a reader that sleeps after every event would make it pay per emit), at
+ * up to linger_us of latency. With opts.spin_us, it then spins that long.
  *
  * futex_waitv(2) takes at most 128 words: with more slots the wait
  * sleeps at most 10 ms at a time and re-checks every ring, so an event

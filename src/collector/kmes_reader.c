@@ -81,6 +81,7 @@ struct bt_kmes_reader {
 	bool all;
 	bool from_now;
 	uint32_t spin_us;
+	uint32_t linger_us;
 	struct rslot *slots;
 	uint32_t n;
 	uint32_t alloc;
@@ -212,6 +213,7 @@ static struct bt_kmes_reader *reader_alloc(const struct bt_kmes_reader_opts *opt
 	r->all = !o->one_slot;
 	r->from_now = o->from_now;
 	r->spin_us = o->spin_us;
+	r->linger_us = o->linger_us;
 	return r;
 }
 
@@ -762,6 +764,16 @@ static bool rslot_ready(const struct bt_kmes_reader *r, const struct rslot *s)
 	       r->topology;
 }
 
+static bool reader_any_ready(const struct bt_kmes_reader *r)
+{
+	for (uint32_t i = 0; i < r->n; i++) {
+		if (r->slots[i].pp && !r->slots[i].dead &&
+		    rslot_ready(r, &r->slots[i]))
+			return true;
+	}
+	return false;
+}
+
 static void set_need_wake(struct rslot *s, uint8_t v)
 {
 	/*
@@ -813,16 +825,31 @@ int bt_kmes_reader__wait(struct bt_kmes_reader *r, int timeout_ms)
 	if (timeout_ms >= 0)
 		deadline = mono_ns() + (uint64_t)timeout_ms * 1000000ull;
 
+	/*
+	 * Linger: nap once with need_wake still clear, so that the events
+	 * written meanwhile cost the producer nothing (§2: one byte read),
+	 * then look again before arming the wake.
+	 */
+	if (r->linger_us) {
+		uint64_t nap = (uint64_t)r->linger_us * 1000, now = mono_ns();
+		struct timespec ts;
+
+		if (timeout_ms >= 0 && deadline - now < nap)
+			nap = deadline > now ? deadline - now : 0;
+		ts.tv_sec = (time_t)(nap / 1000000000ull);
+		ts.tv_nsec = (long)(nap % 1000000000ull);
+		if (nap && nanosleep(&ts, NULL) < 0 && errno == EINTR)
+			return -EINTR;
+		if (reader_any_ready(r))
+			return 1;
+	}
 	/* §4.4 step 4: optionally spin before paying for a sleep. */
 	if (r->spin_us) {
 		uint64_t until = mono_ns() + (uint64_t)r->spin_us * 1000;
 
 		do {
-			for (uint32_t i = 0; i < r->n; i++) {
-				if (r->slots[i].pp && !r->slots[i].dead &&
-				    rslot_ready(r, &r->slots[i]))
-					return 1;
-			}
+			if (reader_any_ready(r))
+				return 1;
 		} while (mono_ns() < until);
 	}
 

@@ -613,6 +613,30 @@ Test(kmes_reader, wait_returns_0_when_the_timeout_expires)
 	bt_kmes_session__close(s);
 }
 
+/* A child that becomes the producer of @name and emits one event on @slot
+ * after @delay_ms. */
+static pid_t emit_later(const char *name, uint32_t slot, unsigned delay_ms)
+{
+	pid_t pid = fork();
+
+	cr_assert(ge(int, (int)pid, 0));
+	if (pid == 0) {
+		struct bt_kmes_session *cs;
+		static unsigned char pl[100];
+
+		usleep(delay_ms * 1000);
+		cs = bt_kmes_session__open(name, NULL);
+		if (!cs)
+			_exit(1);
+		bt_kmes_payload_fill(pl, sizeof(pl), 1, NULL);
+		if (kmes_emit(cs, slot, EV_TYPE, EV_TYPE_LEN, pl, sizeof(pl)) < 0)
+			_exit(2);
+		bt_kmes_session__close(cs);
+		_exit(0);
+	}
+	return pid;
+}
+
 Test(kmes_reader, wait_returns_1_promptly_when_another_process_emits,
      .timeout = 30)
 {
@@ -626,22 +650,7 @@ Test(kmes_reader, wait_returns_1_promptly_when_another_process_emits,
 	bt_kmes_session__close(s);	/* the child becomes the producer */
 	r = bt_kmes_reader__new(name, NULL);
 	cr_assert(ne(ptr, r, NULL));
-	pid = fork();
-	cr_assert(ge(int, (int)pid, 0));
-	if (pid == 0) {
-		struct bt_kmes_session *cs;
-		static unsigned char pl[100];
-
-		usleep(300000);
-		cs = bt_kmes_session__open(name, NULL);
-		if (!cs)
-			_exit(1);
-		bt_kmes_payload_fill(pl, sizeof(pl), 1, NULL);
-		if (kmes_emit(cs, 1, EV_TYPE, EV_TYPE_LEN, pl, sizeof(pl)) < 0)
-			_exit(2);
-		bt_kmes_session__close(cs);
-		_exit(0);
-	}
+	pid = emit_later(name, 1, 300);
 	t0 = tu_mono_ms();
 	cr_assert(eq(int, bt_kmes_reader__wait(r, 20000), 1));
 	ms = tu_mono_ms() - t0;
@@ -653,6 +662,69 @@ Test(kmes_reader, wait_returns_1_promptly_when_another_process_emits,
 	cr_assert(eq(int, bt_kmes_reader__next(r, &ev), 1));
 	cr_assert(eq(u32, ev.slot, 1u));
 	cr_assert(eq(u64, ev.sequence, 1ull));
+	bt_kmes_reader__free(r);
+}
+
+/*
+ * opts.linger_us: an event written while the reader lingers costs the
+ * producer no wake (futex_counter unchanged) and is seen when the nap
+ * ends; one written after it is woken for as usual; a timeout shorter
+ * than the nap still holds.
+ */
+Test(kmes_reader, a_lingering_reader_costs_the_producer_no_wake, .timeout = 30)
+{
+	const char *name = tu_name("linger");
+	struct bt_kmes_session *s = tu_create(name, CAP_64K, 1);
+	struct bt_kmes_reader_opts o = {
+		.sz = sizeof(o), .linger_us = 500000,
+	};
+	struct bt_kmes_reader *r;
+	struct bt_kmes_event ev;
+	uint64_t cap, t0, ms;
+	unsigned char *b;
+	uint32_t c0;
+	pid_t pid;
+
+	bt_kmes_session__close(s);	/* the children become the producer */
+	r = bt_kmes_reader__new(name, &o);
+	cr_assert(ne(ptr, r, NULL));
+	b = tu_map_slot(name, 0, &cap);
+	c0 = tu_ld32(b, KMES_OFF_FUTEX);
+
+	/* Written 50 ms into a 500 ms nap. */
+	pid = emit_later(name, 0, 50);
+	t0 = tu_mono_ms();
+	cr_assert(eq(int, bt_kmes_reader__wait(r, 20000), 1));
+	ms = tu_mono_ms() - t0;
+	cr_assert(eq(int, tu_child_status(pid), 0));
+	cr_assert(ge(u64, ms, 450ull), "returned before the nap ended "
+		  "(%llu ms)", (unsigned long long)ms);
+	cr_assert(eq(u32, tu_ld32(b, KMES_OFF_FUTEX), c0),
+		  "the producer was asked for a wake");
+	cr_assert(eq(int, bt_kmes_reader__next(r, &ev), 1));
+	cr_assert(eq(u64, ev.sequence, 1ull));
+	cr_assert(eq(int, bt_kmes_reader__next(r, &ev), 0));
+
+	/* Written after the nap: the usual wake. */
+	pid = emit_later(name, 0, 1200);
+	t0 = tu_mono_ms();
+	cr_assert(eq(int, bt_kmes_reader__wait(r, 20000), 1));
+	ms = tu_mono_ms() - t0;
+	cr_assert(eq(int, tu_child_status(pid), 0));
+	cr_assert(ge(u64, ms, 1000ull), "woke before the event (%llu ms)",
+		  (unsigned long long)ms);
+	cr_assert(eq(u32, tu_ld32(b, KMES_OFF_FUTEX), c0 + 1));
+	cr_assert(eq(int, bt_kmes_reader__next(r, &ev), 1));
+	cr_assert(eq(u64, ev.sequence, 2ull));
+
+	/* A timeout shorter than the nap. */
+	t0 = tu_mono_ms();
+	cr_assert(eq(int, bt_kmes_reader__wait(r, 100), 0));
+	ms = tu_mono_ms() - t0;
+	cr_assert(ge(u64, ms, 90ull));
+	cr_assert(lt(u64, ms, 450ull), "the nap outlasted the timeout "
+		  "(%llu ms)", (unsigned long long)ms);
+	kmes_unmap(b, cap);
 	bt_kmes_reader__free(r);
 }
 

@@ -30,6 +30,13 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
+/*
+ * Drained, a follower naps this long before asking for a wake: the events
+ * written meanwhile cost the producer nothing, where a wake per event would
+ * cost it a system call each (bt_kmes_reader_opts.linger_us).
+ */
+#define DRAIN_LINGER_US	200u
+
 struct drain_opts {
 	bool follow;
 	bool quiet;
@@ -176,6 +183,9 @@ static int drain_usage(FILE *f)
 		"  -n, --count N        stop after N events\n"
 		"      --timeout SEC    stop after SEC seconds\n"
 		"      --idle SEC       with --follow: stop after SEC without events\n"
+		"      --linger US      with --follow: when drained, nap US microseconds\n"
+		"                       before asking the producer for a wake\n"
+		"                       (default 200; 0: ask at once)\n"
 		"      --verify         check self-checking payloads of kmes emit\n"
 		"\n"
 		"Exit status: 0; 1 on failure; 3 when corrupt events were seen or\n"
@@ -204,12 +214,16 @@ int kmes_do_drain(int argc, char **argv)
 		{ "timeout",  required_argument, NULL, 'T' },
 		{ "idle",     required_argument, NULL, 'I' },
 		{ "verify",   no_argument,       NULL, 'V' },
+		{ "linger",   required_argument, NULL, 'L' },
 		{ "help",     no_argument,       NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct bt_kmes_reader_opts ro = { .sz = sizeof(ro) };
+	struct bt_kmes_reader_opts ro = {
+		.sz = sizeof(ro), .linger_us = DRAIN_LINGER_US,
+	};
 	struct drain_opts o = { 0 };
 	uint64_t *prev_ev = NULL, *prev_bytes = NULL, seen = 0, bad = 0, slot;
+	uint64_t us;
 	uint32_t prev_n = 0;
 	struct bt_kmes_reader *r;
 	struct bt_kmes_event ev;
@@ -256,6 +270,11 @@ int kmes_do_drain(int argc, char **argv)
 			break;
 		case 'V':
 			o.verify = true;
+			break;
+		case 'L':
+			if (parse_count(optarg, &us) < 0 || us > 1000000)
+				goto bad;
+			ro.linger_us = (uint32_t)us;
 			break;
 		case 'h':
 			return drain_usage(stdout);
