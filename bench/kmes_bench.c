@@ -88,8 +88,9 @@ static struct {
 	int reps;
 	uint64_t capacity;
 	uint32_t spin_us;
+	uint32_t linger_us;
 	bool quick;
-} opt = { 0.25, 3, KMES_CAPACITY_DEFAULT, 0, false };
+} opt = { 0.25, 3, KMES_CAPACITY_DEFAULT, 0, 200, false };
 
 static int cpu_prod = -1, cpu_cons = -1;	/* -1: not pinned */
 static char session_name[96];
@@ -175,6 +176,34 @@ static void read_line(const char *path, char *buf, size_t len)
 	if (fgets(buf, (int)len, f))
 		buf[strcspn(buf, "\n")] = '\0';
 	fclose(f);
+}
+
+/*
+ * Milliseconds the hypervisor has taken from @cpu so far (the steal column
+ * of /proc/stat); -1 when unknown. A consumer whose vCPU is not run for a
+ * few milliseconds is lapped by a producer writing GB/s into 4 MiB.
+ */
+static double steal_ms(int cpu)
+{
+	char line[512], want[32];
+	unsigned long long v[8];
+	double ms = -1;
+	FILE *f;
+
+	if (cpu < 0 || !(f = fopen("/proc/stat", "r")))
+		return -1;
+	snprintf(want, sizeof(want), "cpu%d ", cpu);
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, want, strlen(want)))
+			continue;
+		if (sscanf(line + strlen(want), "%llu %llu %llu %llu %llu "
+			   "%llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+			   &v[5], &v[6], &v[7]) == 8)
+			ms = (double)v[7] * 1000.0 / (double)sysconf(_SC_CLK_TCK);
+		break;
+	}
+	fclose(f);
+	return ms;
 }
 
 /* ---- Payloads ----------------------------------------------------------- */
@@ -359,6 +388,10 @@ struct cons_ctl {
 	uint64_t missed;		/* sequences skipped after the first */
 	uint64_t lapped, torn, corrupt;
 	uint64_t waits;			/* __wait calls */
+	uint64_t timeouts;		/* __wait calls that timed out */
+	double max_wait_s;		/* longest __wait */
+	double max_stall_s;		/* longest time between two reads,
+					   outside __wait */
 	double busy_s;			/* first event to last event */
 	int err;
 };
@@ -373,6 +406,7 @@ static void consumer_main(void)
 		.slot = 0,
 		.from_now = true,
 		.spin_us = opt.spin_us,
+		.linger_us = opt.linger_us,
 	};
 	struct bt_kmes_slot_stats st;
 	struct bt_kmes_reader *r;
@@ -390,8 +424,14 @@ static void consumer_main(void)
 	}
 	atomic_store(&ctl->ready, 1);
 	deadline = bench_now_s() + 120;
-	for (;;) {
-		int rc = bt_kmes_reader__next(r, &ev);
+	for (double prev = bench_now_s();;) {
+		double t = bench_now_s();
+		int rc;
+
+		if (t - prev > ctl->max_stall_s)
+			ctl->max_stall_s = t - prev;
+		prev = t;
+		rc = bt_kmes_reader__next(r, &ev);
 
 		if (rc == 1) {
 			if (!ctl->events++)
@@ -422,7 +462,12 @@ static void consumer_main(void)
 			break;
 		}
 		ctl->waits++;
-		bt_kmes_reader__wait(r, 10);
+		if (bt_kmes_reader__wait(r, 10) == 0)
+			ctl->timeouts++;
+		t = bench_now_s();
+		if (t - prev > ctl->max_wait_s)
+			ctl->max_wait_s = t - prev;
+		prev = t;
 	}
 	if (bt_kmes_reader__stats(r, 0, &st) == 0) {
 		ctl->first_seq = st.first_sequence;
@@ -510,6 +555,9 @@ static void minmax(const struct sample *s, double *lo, double *hi)
 
 struct cons_result {
 	uint64_t emitted, read, missed, lapped, torn, corrupt, waits;
+	uint64_t timeouts;
+	double max_wait_s, max_stall_s;
+	double steal_ms;		/* taken from the consumer's vCPU */
 	double rate;			/* events read / busy time */
 	bool kept_up;
 };
@@ -524,15 +572,18 @@ static double timed_emit(enum path p, struct cons_result *cr)
 {
 	uint64_t first = bt_kmes_session__last_sequence(session, 0) + 1;
 	pid_t pid = 0;
+	double rate, steal0 = 0;
 	uint64_t n;
-	double rate;
 
-	if (cr)
+	if (cr) {
 		pid = consumer_start();
+		steal0 = steal_ms(cpu_cons);
+	}
 	rate = run_for(p, opt.min_s, &n);
 	if (cr) {
 		uint64_t lost;
 
+		cr->steal_ms = steal0 < 0 ? -1 : steal_ms(cpu_cons) - steal0;
 		consumer_finish(pid);
 		/* Sequences never seen: before the first read, or skipped. */
 		lost = ctl->first_seq > first ? ctl->first_seq - first : 0;
@@ -545,6 +596,9 @@ static double timed_emit(enum path p, struct cons_result *cr)
 		cr->torn = ctl->torn;
 		cr->corrupt = ctl->corrupt;
 		cr->waits = ctl->waits;
+		cr->timeouts = ctl->timeouts;
+		cr->max_wait_s = ctl->max_wait_s;
+		cr->max_stall_s = ctl->max_stall_s;
 		cr->rate = ctl->busy_s > 0 ?
 			   (double)ctl->events / ctl->busy_s : 0;
 		cr->kept_up = cr->read == n && cr->missed == 0 &&
@@ -649,7 +703,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: kmes_bench [--quick] [--time SECONDS] [--reps N] [--capacity BYTES]\n"
-"                  [--spin-us US]\n"
+"                  [--spin-us US] [--linger-us US]\n"
 "\n"
 "Throughput of the KMES ring library: emits (kmes_emit, kmes_emit_batch of\n"
 "256, bt_kmes_session__emit_trusted single and batched) for 16, 64, 256 and\n"
@@ -662,6 +716,8 @@ static void usage(FILE *f)
 "  --reps N         runs per figure, median reported (default 3, max %d)\n"
 "  --capacity BYTES ring capacity, a power of two (default 4194304)\n"
 "  --spin-us US     consumer's bt_kmes_reader opts.spin_us (default 0)\n"
+"  --linger-us US   consumer's bt_kmes_reader opts.linger_us (default 200,\n"
+"                   as btrail kmes drain --follow; 0: a wake per event)\n"
 "  --help           this text\n"
 "\n"
 "Exit status 0 unless something failed; missed targets are only reported.\n",
@@ -692,6 +748,9 @@ static void parse_args(int argc, char **argv)
 			i++;
 		} else if (!strcmp(a, "--spin-us") && v) {
 			opt.spin_us = (uint32_t)strtoul(v, NULL, 0);
+			i++;
+		} else if (!strcmp(a, "--linger-us") && v) {
+			opt.linger_us = (uint32_t)strtoul(v, NULL, 0);
 			i++;
 		} else {
 			usage(stderr);
@@ -729,11 +788,12 @@ static void print_header(void)
 	       opt.capacity, opt.capacity >> 10, EV_TYPE_LEN, EV_TYPE);
 	if (cpu_prod >= 0)
 		printf("cpus:     producer pinned to CPU %d, consumer process "
-		       "to CPU %d (reader spin_us %u)\n", cpu_prod, cpu_cons,
-		       opt.spin_us);
+		       "to CPU %d (reader spin_us %u, linger_us %u)\n",
+		       cpu_prod, cpu_cons, opt.spin_us, opt.linger_us);
 	else
 		printf("cpus:     one usable CPU: producer and consumer share "
-		       "it (reader spin_us %u)\n", opt.spin_us);
+		       "it (reader spin_us %u, linger_us %u)\n", opt.spin_us,
+		       opt.linger_us);
 	printf("runs:     median of %d run%s of >= %.2f s each (range = "
 	       "min..max); memcpy baseline measured in the same runs\n",
 	       opt.reps, opt.reps > 1 ? "s" : "", opt.min_s);
@@ -755,9 +815,12 @@ static void print_cons(const struct row *rw)
 		return;
 	}
 	printf("%s: read %" PRIu64 "/%" PRIu64 " at %.2f M/s, missed %" PRIu64
-	       ", lapped %" PRIu64 ", waits %" PRIu64 "%s%s\n",
+	       ", lapped %" PRIu64 ", waits %" PRIu64 " (%" PRIu64
+	       " timed out, longest %.2f ms), longest stall %.2f ms, "
+	       "steal %.0f ms%s%s\n",
 	       c->kept_up ? "kept up" : "BEHIND", c->read, c->emitted,
-	       c->rate / 1e6, c->missed, c->lapped, c->waits,
+	       c->rate / 1e6, c->missed, c->lapped, c->waits, c->timeouts,
+	       c->max_wait_s * 1e3, c->max_stall_s * 1e3, c->steal_ms,
 	       c->torn ? ", torn" : "", c->corrupt ? ", CORRUPT" : "");
 }
 
