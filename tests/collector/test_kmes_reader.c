@@ -637,6 +637,20 @@ static pid_t emit_later(const char *name, uint32_t slot, unsigned delay_ms)
 	return pid;
 }
 
+/* Milliseconds __wait() slept until emit_later(@name, @slot, @delay_ms)
+ * had emitted; the wait must return 1 and the child succeed. */
+static uint64_t wait_for_emit(struct bt_kmes_reader *r, const char *name,
+			      uint32_t slot, unsigned delay_ms)
+{
+	pid_t pid = emit_later(name, slot, delay_ms);
+	uint64_t t0 = tu_mono_ms(), ms;
+
+	cr_assert(eq(int, bt_kmes_reader__wait(r, 20000), 1));
+	ms = tu_mono_ms() - t0;
+	cr_assert(eq(int, tu_child_status(pid), 0));
+	return ms;
+}
+
 Test(kmes_reader, wait_returns_1_promptly_when_another_process_emits,
      .timeout = 30)
 {
@@ -644,17 +658,12 @@ Test(kmes_reader, wait_returns_1_promptly_when_another_process_emits,
 	struct bt_kmes_session *s = tu_create(name, CAP_64K, 2);
 	struct bt_kmes_reader *r;
 	struct bt_kmes_event ev;
-	uint64_t t0, ms;
-	pid_t pid;
+	uint64_t ms;
 
 	bt_kmes_session__close(s);	/* the child becomes the producer */
 	r = bt_kmes_reader__new(name, NULL);
 	cr_assert(ne(ptr, r, NULL));
-	pid = emit_later(name, 1, 300);
-	t0 = tu_mono_ms();
-	cr_assert(eq(int, bt_kmes_reader__wait(r, 20000), 1));
-	ms = tu_mono_ms() - t0;
-	cr_assert(eq(int, tu_child_status(pid), 0));
+	ms = wait_for_emit(r, name, 1, 300);
 	cr_assert(ge(u64, ms, 200ull), "woke before the event (%llu ms)",
 		  (unsigned long long)ms);
 	cr_assert(lt(u64, ms, 5000ull), "woke late (%llu ms)",
@@ -683,7 +692,6 @@ Test(kmes_reader, a_lingering_reader_costs_the_producer_no_wake, .timeout = 30)
 	uint64_t cap, t0, ms;
 	unsigned char *b;
 	uint32_t c0;
-	pid_t pid;
 
 	bt_kmes_session__close(s);	/* the children become the producer */
 	r = bt_kmes_reader__new(name, &o);
@@ -692,11 +700,7 @@ Test(kmes_reader, a_lingering_reader_costs_the_producer_no_wake, .timeout = 30)
 	c0 = tu_ld32(b, KMES_OFF_FUTEX);
 
 	/* Written 50 ms into a 500 ms nap. */
-	pid = emit_later(name, 0, 50);
-	t0 = tu_mono_ms();
-	cr_assert(eq(int, bt_kmes_reader__wait(r, 20000), 1));
-	ms = tu_mono_ms() - t0;
-	cr_assert(eq(int, tu_child_status(pid), 0));
+	ms = wait_for_emit(r, name, 0, 50);
 	cr_assert(ge(u64, ms, 450ull), "returned before the nap ended "
 		  "(%llu ms)", (unsigned long long)ms);
 	cr_assert(eq(u32, tu_ld32(b, KMES_OFF_FUTEX), c0),
@@ -706,11 +710,7 @@ Test(kmes_reader, a_lingering_reader_costs_the_producer_no_wake, .timeout = 30)
 	cr_assert(eq(int, bt_kmes_reader__next(r, &ev), 0));
 
 	/* Written after the nap: the usual wake. */
-	pid = emit_later(name, 0, 1200);
-	t0 = tu_mono_ms();
-	cr_assert(eq(int, bt_kmes_reader__wait(r, 20000), 1));
-	ms = tu_mono_ms() - t0;
-	cr_assert(eq(int, tu_child_status(pid), 0));
+	ms = wait_for_emit(r, name, 0, 1200);
 	cr_assert(ge(u64, ms, 1000ull), "woke before the event (%llu ms)",
 		  (unsigned long long)ms);
 	cr_assert(eq(u32, tu_ld32(b, KMES_OFF_FUTEX), c0 + 1));
