@@ -834,8 +834,10 @@ int bt_kmes_reader__wait(struct bt_kmes_reader *r, int timeout_ms)
 		uint64_t nap = (uint64_t)r->linger_us * 1000, now = mono_ns();
 		struct timespec ts;
 
-		if (timeout_ms >= 0 && deadline - now < nap)
-			nap = deadline > now ? deadline - now : 0;
+		if (timeout_ms >= 0 && deadline <= now)
+			nap = 0;
+		else if (timeout_ms >= 0 && deadline - now < nap)
+			nap = deadline - now;
 		ts.tv_sec = (time_t)(nap / 1000000000ull);
 		ts.tv_nsec = (long)(nap % 1000000000ull);
 		if (nap && nanosleep(&ts, NULL) < 0 && errno == EINTR)

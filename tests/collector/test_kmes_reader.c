@@ -724,6 +724,12 @@ Test(kmes_reader, a_lingering_reader_costs_the_producer_no_wake, .timeout = 30)
 	cr_assert(ge(u64, ms, 90ull));
 	cr_assert(lt(u64, ms, 450ull), "the nap outlasted the timeout "
 		  "(%llu ms)", (unsigned long long)ms);
+	/* A zero timeout does not nap at all. */
+	t0 = tu_mono_ms();
+	cr_assert(eq(int, bt_kmes_reader__wait(r, 0), 0));
+	ms = tu_mono_ms() - t0;
+	cr_assert(lt(u64, ms, 250ull), "wait(0) napped (%llu ms)",
+		  (unsigned long long)ms);
 	kmes_unmap(b, cap);
 	bt_kmes_reader__free(r);
 }
